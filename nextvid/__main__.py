@@ -1,0 +1,3 @@
+from nextvid.cli import main
+
+raise SystemExit(main())

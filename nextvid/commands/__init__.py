@@ -1,0 +1,1 @@
+"""CLI subcommands: one module each, with `configure(parser)` and `run(args)`."""

@@ -1,0 +1,1 @@
+"""Model code: encoder, predictors, flow decoder, targets, and the pretraining objectives."""

@@ -1,0 +1,135 @@
+"""Flow-matching DiT decoder [paper; layout ours after DiT]: generates the next token-frame's target
+from noise, conditioned token-wise on z_t (channel concat with the noisy target) and on the flow
+time tau through adaLN-Zero. Attention stays inside a token-frame [paper]; the Table 5 ablation lets
+noisy targets also attend to earlier token-frames.
+
+Linear path: x_tau = (1 - tau) h0 + tau h1, h0 ~ N(0, I), tau ~ U(0, 1) (tau = 1 is data); the network
+predicts the velocity h1 - h0. Sampling integrates the ODE with Euler steps from tau = 0 to 1.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from timm.layers import Mlp
+from timm.layers.attention import AttentionRope
+from torch import nn
+
+from nextvid.config import DecoderConfig
+from nextvid.models.attention import frame_causal_mask
+from nextvid.models.encoder import init_vit_weights
+from nextvid.models.rope import Rope3D
+
+
+def _tokens(c: torch.Tensor) -> torch.Tensor:
+    """A per-sequence condition (B, D) broadcasts over tokens; a per-token one (B, N, D) is used as is."""
+    return c.unsqueeze(1) if c.dim() == 2 else c
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + _tokens(scale)) + _tokens(shift)
+
+
+class TimestepEmbedder(nn.Module):
+    """Sinusoidal features of 1000 * tau -> MLP (DiT)."""
+
+    def __init__(self, dim: int, freq_dim: int = 256):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, tau: torch.Tensor) -> torch.Tensor:
+        half = self.freq_dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=tau.device, dtype=torch.float32) / half)
+        args = 1000.0 * tau.float()[:, None] * freqs[None]
+        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
+
+
+class DiTBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = AttentionRope(dim, heads, qkv_bias=True, num_prefix_tokens=0)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=lambda: nn.GELU(approximate="tanh"))
+        self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, x, cond, rope, attn_mask=None):
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaln(cond).chunk(6, dim=-1)
+        x = x + _tokens(gate1) * self.attn(modulate(self.norm1(x), shift1, scale1), rope=rope, attn_mask=attn_mask)
+        return x + _tokens(gate2) * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+        self.linear = nn.Linear(dim, out_dim)
+
+    def forward(self, x, cond):
+        shift, scale = self.adaln(cond).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))
+
+
+class FlowDecoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig, cond_dim: int, target_dim: int, rope_base: float = 10000.0):
+        super().__init__()
+        self.cfg = cfg
+        self.target_dim = target_dim
+        self.input = nn.Linear(cond_dim + target_dim, cfg.width)
+        self.t_embed = TimestepEmbedder(cfg.width)
+        self.rope = Rope3D(cfg.width // cfg.heads, rope_base)
+        self.blocks = nn.ModuleList(DiTBlock(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.final = FinalLayer(cfg.width, target_dim)
+        self.apply(init_vit_weights)
+        nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
+        for module in [*(b.adaln[-1] for b in self.blocks), self.final.adaln[-1], self.final.linear]:
+            nn.init.zeros_(module.weight)  # adaLN-Zero: every block starts as the identity
+            nn.init.zeros_(module.bias)
+
+    def forward(self, x_tau: torch.Tensor, cond: torch.Tensor, tau: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Velocity for noisy targets x_tau (B, F, P, C_t) given z (B, F, P, D), tau (B, F) and
+        positions (B, F, P, 3) of F token-frames with P positions each."""
+        B, F, P, _ = x_tau.shape
+        x = self.input(torch.cat([cond, x_tau], dim=-1))
+        if self.cfg.attention == "frame":
+            # attention only within a token-frame: each frame is its own sequence
+            x, positions, c, mask = x.reshape(B * F, P, -1), positions.reshape(B * F, P, 3), tau.reshape(B * F), None
+            c = self.t_embed(c)
+        else:
+            frames = positions[0, :, :, 0].reshape(F * P)
+            mask = frame_causal_mask(frames, frames)
+            x, positions = x.reshape(B, F * P, -1), positions.reshape(B, F * P, 3)
+            # one tau per frame: modulate every token with its own frame's timestep embedding
+            c = self.t_embed(tau.reshape(B * F)).reshape(B, F, 1, -1).expand(B, F, P, -1).reshape(B, F * P, -1)
+        rope = self.rope(positions)
+        for block in self.blocks:
+            x = block(x, c, rope, mask)
+        return self.final(x, c).reshape(B, F, P, -1)
+
+    def loss(self, cond, target, positions, draws: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Flow-matching loss averaged over tokens, frames and `draws` tau draws per condition."""
+        cond, target, positions = (t.repeat(draws, *([1] * (t.dim() - 1))) for t in (cond, target, positions))
+        B, F = target.shape[:2]
+        tau = torch.rand(B, F, device=target.device, generator=generator, dtype=torch.float32)
+        noise = torch.randn(target.shape, device=target.device, generator=generator, dtype=torch.float32).to(target.dtype)
+        t = tau[:, :, None, None].to(target.dtype)
+        x_tau = (1 - t) * noise + t * target
+        velocity = self(x_tau, cond, tau, positions)
+        return (velocity.float() - (target - noise).float()).pow(2).mean()
+
+    @torch.no_grad()
+    def sample(self, cond, positions, steps: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Euler ODE from noise (tau = 0) to data (tau = 1); no guidance."""
+        steps = steps or self.cfg.sample_steps
+        B, F, P, _ = cond.shape
+        x = torch.randn(B, F, P, self.target_dim, device=cond.device, generator=generator)
+        for i in range(steps):
+            tau = torch.full((B, F), i / steps, device=cond.device)
+            x = x + self(x, cond, tau, positions) / steps
+        return x
+
