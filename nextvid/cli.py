@@ -12,6 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("nextvid.commands.describe", "parameter and FLOP counts of a preset or config"),
     "config": ("nextvid.commands.config", "print a resolved config (preset + file + overrides)"),
+    "pretrain": ("nextvid.commands.pretrain", "pretrain an encoder (debug, local or SLURM launcher)"),
 }
 
 

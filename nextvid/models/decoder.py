@@ -10,7 +10,7 @@ predicts the velocity h1 - h0. Sampling integrates the ODE with Euler steps from
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from timm.layers import Mlp
@@ -111,12 +111,26 @@ class FlowDecoder(nn.Module):
             x = block(x, c, rope, mask)
         return self.final(x, c).reshape(B, F, P, -1)
 
-    def loss(self, cond, target, positions, draws: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Flow-matching loss averaged over tokens, frames and `draws` tau draws per condition."""
+    def loss(
+        self,
+        cond,
+        target,
+        positions,
+        draws: int,
+        generator: Optional[torch.Generator] = None,
+        seeds: Optional[Sequence[int]] = None,
+    ) -> torch.Tensor:
+        """Flow-matching loss averaged over tokens, frames and `draws` tau draws per condition.
+        With `seeds` (one per sample) tau and noise are a function of the sample alone, so a batch
+        split over DDP ranks draws exactly what one process would for the whole batch."""
+        B, F, P, C = target.shape
+        if seeds is None:
+            tau = torch.rand(draws * B, F, device=target.device, generator=generator)
+            noise = torch.randn(draws * B, F, P, C, device=target.device, generator=generator)
+        else:
+            tau, noise = per_sample_noise(seeds, draws, (F, P, C), target.device)
         cond, target, positions = (t.repeat(draws, *([1] * (t.dim() - 1))) for t in (cond, target, positions))
-        B, F = target.shape[:2]
-        tau = torch.rand(B, F, device=target.device, generator=generator, dtype=torch.float32)
-        noise = torch.randn(target.shape, device=target.device, generator=generator, dtype=torch.float32).to(target.dtype)
+        noise = noise.to(target.dtype)
         t = tau[:, :, None, None].to(target.dtype)
         x_tau = (1 - t) * noise + t * target
         velocity = self(x_tau, cond, tau, positions)
@@ -133,3 +147,14 @@ class FlowDecoder(nn.Module):
             x = x + self(x, cond, tau, positions) / steps
         return x
 
+
+
+def per_sample_noise(seeds: Sequence[int], draws: int, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """tau (draws*B, F) and noise (draws*B, F, P, C), draw-major like `Tensor.repeat(draws, ...)`,
+    each sample's values drawn from its own generator. One small loop over the batch, not tokens."""
+    taus, noises = [], []
+    for seed in seeds:
+        g = torch.Generator(device=device).manual_seed(int(seed))
+        taus.append(torch.rand(draws, shape[0], generator=g, device=device))
+        noises.append(torch.randn(draws, *shape, generator=g, device=device))
+    return torch.stack(taus, 1).flatten(0, 1), torch.stack(noises, 1).flatten(0, 1)

@@ -9,7 +9,7 @@ generates token-frame t's target. Every ablation of Tables 2-5, 11, 12 is a conf
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,9 +88,11 @@ class NextVid(PretrainModel):
         tau_draws: int = 1,
         targets: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
+        noise_seeds: Optional[Sequence[int]] = None,
     ) -> dict[str, torch.Tensor]:
         """video (B, C, T, H, W); masks: one (B, K) visible-index tensor per view ([] = unmasked);
-        targets: (B, T', P, C_t) generation targets (default: pixels, computed here)."""
+        targets: (B, T', P, C_t) generation targets (default: pixels, computed here);
+        noise_seeds: one seed per sample for the flow's tau and noise (see FlowDecoder.loss)."""
         obj = self.cfg.objective
         B = video.shape[0]
         Tp, H, W = self.grid(video)
@@ -103,7 +105,7 @@ class NextVid(PretrainModel):
             targets = targets[:, 1:]
         out: dict[str, torch.Tensor] = {}
         flow, align = [], []
-        for keep in masks or [None]:
+        for view, keep in enumerate(masks or [None]):
             # context: the visible tokens of token-frames 0 .. T'-2; the last one is never context
             context = self.encoder(video, keep=keep, num_frames=Fr)
             context_pos = token_positions(keep, Fr, (H, W), B, video.device)
@@ -114,7 +116,8 @@ class NextVid(PretrainModel):
                 align.append(F.mse_loss(z.float(), _select(reference, query_idx).float()))
             if self.decoder is not None:
                 pos = query_pos.view(B, Fr, -1, 3)
-                flow.append(self.decoder.loss(z, _select(targets, query_idx), pos, tau_draws, generator))
+                seeds = None if noise_seeds is None else [mix_seed(s, view) for s in noise_seeds]
+                flow.append(self.decoder.loss(z, _select(targets, query_idx), pos, tau_draws, generator, seeds))
             out.setdefault("context", context.detach())
         loss = video.new_zeros((), dtype=torch.float32)
         if flow:
@@ -201,6 +204,15 @@ class ARRegression(PretrainModel):
         target = normalize_tokens(self.pixels(video)[:, 1:])
         loss = F.mse_loss(pred.float(), target.float())
         return {"loss": loss, "regression": loss.detach(), "context": context.detach()}
+
+
+def mix_seed(*parts: int) -> int:
+    """Combine integers into one 63-bit seed (splitmix64-style), e.g. (run seed, sample index)."""
+    x = 0x9E3779B97F4A7C15
+    for part in parts:
+        x = (x ^ (int(part) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 31
+    return x & 0x7FFFFFFFFFFFFFFF
 
 
 def normalize_tokens(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

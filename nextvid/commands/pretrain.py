@@ -1,0 +1,31 @@
+"""`nextvid pretrain`: pretrain an encoder, launched through submitit (debug: in this process;
+local: a subprocess on this machine; slurm: a SLURM job). Config errors are reported before anything
+is submitted. Rerunning the command re-attaches to the live job, resubmits a dead one (it resumes
+from its checkpoint) or returns at once when the run is complete."""
+
+from __future__ import annotations
+
+import json
+
+from nextvid.commands.common import add_config_arguments, resolve_config
+
+
+def configure(parser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.csv, job.json)")
+    parser.add_argument("--launcher", choices=["debug", "local", "slurm"], default="local")
+    parser.add_argument("--wait", action="store_true", help="block until the run finishes; fail with the job's error")
+    parser.add_argument("--no-snapshot", action="store_true", help="SLURM: run the live repository instead of a snapshot taken at submission")
+
+
+def run(args) -> int:
+    cfg = resolve_config(args)
+    from nextvid.launch import LaunchError, launch
+
+    try:
+        record = launch(cfg, args.out, args.launcher, wait=args.wait or args.launcher == "debug", snapshot=not args.no_snapshot)
+    except LaunchError as err:
+        print(f"nextvid pretrain: {err}")
+        return 1
+    print(json.dumps(record))
+    return 0

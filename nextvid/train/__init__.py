@@ -1,0 +1,1 @@
+"""Pretraining: schedule, step function, loop, checkpoints, distributed setup, metrics."""

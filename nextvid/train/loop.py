@@ -1,0 +1,245 @@
+"""The pretraining loop: a small step function, and a loop around it that owns data, logging and
+checkpoints.
+
+Determinism by construction: the LR, tau draws, frames and batch size come from the schedule (a
+function of the step); the clips of a step are global sample indices `samples_before(step) + i`;
+masks are drawn from (seed, step) for the global batch and sliced per rank; the flow's tau and noise
+come from per-sample seeds. A resumed run therefore needs only the model, optimiser and step, and a
+two-rank run sees exactly the global batch a one-rank run sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from nextvid.config import Config, save as save_config
+from nextvid.io import atomic_write_json
+from nextvid.masking import MaskSampler
+from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
+from nextvid.models.targets import build_target
+from nextvid.train import checkpoint as ckpt
+from nextvid.train import distributed
+from nextvid.train.metrics import MetricsLog, Progress, collapse_diagnostics
+from nextvid.train.schedule import StepPlan, plan, samples_before, stage_ends
+
+log = logging.getLogger(__name__)
+
+DatasetFactory = Callable[[Config, int], Dataset]  # (config, frames) -> dataset indexed by global sample index
+DONE = "done.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/inf; the run stops and keeps its last good checkpoint."""
+
+
+@dataclass
+class StepResult:
+    values: dict[str, float]
+    grad_norm: float
+    features: Optional[torch.Tensor]
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    video: torch.Tensor,
+    masks: list[torch.Tensor],
+    step_plan: StepPlan,
+    cfg: Config,
+    noise_seeds: list[int],
+    targets: Optional[torch.Tensor] = None,
+    check_finite: Callable[[torch.Tensor], bool] = lambda loss: bool(torch.isfinite(loss)),
+) -> StepResult:
+    """One optimisation step: set LRs, forward (bf16 autocast if configured), backward, clip, AdamW,
+    EMA. Raises NonFiniteLossError before touching the weights if the loss is not finite."""
+    for group in optimizer.param_groups:
+        group["lr"] = step_plan.decoder_lr if group["lr_group"] == "decoder" else step_plan.lr
+    with torch.autocast(video.device.type, dtype=torch.bfloat16, enabled=cfg.schedule.bf16):
+        out = model(video, masks, tau_draws=step_plan.tau_draws, targets=targets, noise_seeds=noise_seeds)
+    loss = out["loss"]
+    if not check_finite(loss.detach()):
+        raise NonFiniteLossError(f"non-finite loss at step {step_plan.step}: {float(loss)}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.schedule.grad_clip)
+    optimizer.step()
+    unwrap(model).update_reference(cfg.objective.ema_momentum)
+    values = {k: float(v.detach()) for k, v in out.items() if v.dim() == 0}
+    return StepResult(values, float(grad_norm), out.get("context"))
+
+
+def unwrap(model: torch.nn.Module) -> PretrainModel:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """The global sample indices of this rank's share of each step's batch, steps [begin, end)."""
+
+    def __init__(self, cfg: Config, begin: int, end: int, rank: int, world: int):
+        self.cfg, self.begin, self.end, self.rank, self.world = cfg, begin, end, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.begin, self.end):
+            per_rank = rank_batch(plan(self.cfg.schedule, step).batch_size, self.world)
+            first = samples_before(self.cfg.schedule, step) + self.rank * per_rank
+            yield list(range(first, first + per_rank))
+
+    def __len__(self) -> int:
+        return self.end - self.begin
+
+
+def rank_batch(global_batch: int, world: int) -> int:
+    if global_batch % world:
+        raise ValueError(f"batch size {global_batch} is not divisible by the {world} ranks")
+    return global_batch // world
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out_dir: str | Path, dataset_factory: DatasetFactory, env: Optional[distributed.DistEnv] = None):
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.dataset_factory = dataset_factory
+        self.env = env or distributed.DistEnv()
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg).to(self.env.device)
+        self.target = build_target(cfg).to(self.env.device) if cfg.target.kind == "vae" else None
+        self.optimizer = torch.optim.AdamW(
+            unwrap(self.model).param_groups(cfg.schedule.weight_decay), lr=cfg.schedule.stages[0].lr_start, betas=cfg.schedule.betas
+        )
+        self.masks = MaskSampler(cfg.masking, self.model.encoder.grid_hw, seed=cfg.seed)
+        self.step = 0
+        self._resume()
+        if self.env.world_size > 1:
+            ids = [self.env.device.index] if self.env.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.model, device_ids=ids)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "samples_seen": samples_before(self.cfg.schedule, self.step),
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": ckpt.rng_state(),
+            "config": self.cfg.to_dict(),
+            "config_hash": self.cfg.stable_hash(),
+            "provenance": ckpt.provenance(),
+        }
+
+    def _resume(self) -> None:
+        path = ckpt.latest(self.ckpt_dir)
+        if path is None:
+            return
+        state = ckpt.load(path, map_location=self.env.device)
+        if state["config_hash"] != self.cfg.stable_hash():
+            raise ckpt.CheckpointError(
+                f"{path} was written by config {state['config_hash']}, this run's config is {self.cfg.stable_hash()}; "
+                "use a new output directory for a changed config"
+            )
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        ckpt.set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def save_checkpoint(self) -> None:
+        if not self.env.is_main:
+            return
+        keep = self.step in self.cfg.train.keep_steps or self.step == self.cfg.schedule.total_steps
+        ckpt.save(self.ckpt_dir, self.state(), keep=keep)
+
+    # ------------------------------------------------------------------ loop
+    def is_complete(self) -> bool:
+        return (self.out / DONE).is_file()
+
+    def run(self, stop_at: Optional[int] = None) -> dict:
+        """Train to the end of the schedule (or, for tests and chunked jobs, until step `stop_at`,
+        checkpointing there)."""
+        cfg, env = self.cfg, self.env
+        total = cfg.schedule.total_steps
+        self._stop_at = total if stop_at is None else min(stop_at, total)
+        if env.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out / "config.yaml")
+        metrics = MetricsLog(self.out / "metrics.csv", resume_step=self.step) if env.is_main else None
+        self._started = time.perf_counter()
+        progress = Progress(total, enabled=None if env.is_main else False)
+        last: dict = {}
+        try:
+            while self.step < self._stop_at:
+                last = self._run_stage(metrics, progress) or last
+        finally:
+            progress.close()
+            if metrics:
+                metrics.close()
+        if self.step < total:
+            self.save_checkpoint()
+            return {"steps": self.step, "complete": False}
+        summary = {"steps": total, "config_hash": cfg.stable_hash(), "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
+        if env.is_main:
+            atomic_write_json(self.out / DONE, summary)
+        return summary
+
+    def _run_stage(self, metrics: Optional[MetricsLog], progress: Progress) -> dict:
+        """Steps from the current one to the end of its stage (frames and batch size are per stage)."""
+        cfg, env = self.cfg, self.env
+        first = plan(cfg.schedule, self.step)
+        end = min(stage_ends(cfg.schedule)[first.stage_index], self._stop_at)
+        dataset = self.dataset_factory(cfg, first.frames)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=StepBatchSampler(cfg, self.step, end, env.rank, env.world_size),
+            num_workers=cfg.data.num_workers,
+            pin_memory=env.device.type == "cuda",
+            persistent_workers=False,
+        )
+        last: dict = {}
+        tick, tick_step = time.perf_counter(), self.step
+        for batch in loader:
+            p = plan(cfg.schedule, self.step)
+            video = batch["video"].to(env.device, non_blocking=True)
+            per_rank = video.shape[0]
+            lo = env.rank * per_rank
+            masks = [m[lo : lo + per_rank].to(env.device) for m in self.masks(p.batch_size, self.step)]
+            sample_ids = batch["index"].tolist()
+            seeds = [mix_seed(cfg.seed, i) for i in sample_ids]
+            targets = self.target(video) if self.target is not None else None
+            result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere)
+            self.step += 1
+            if self.step % cfg.train.log_every == 0 or self.step == end:
+                now = time.perf_counter()
+                values = distributed.mean_across_ranks(result.values, env)
+                row = {
+                    "step": self.step, "stage": p.stage, "lr": p.lr, "decoder_lr": p.decoder_lr, "tau_draws": p.tau_draws,
+                    "frames": p.frames, "batch_size": p.batch_size, "grad_norm": result.grad_norm,
+                    "clips_per_s": p.batch_size * (self.step - tick_step) / max(now - tick, 1e-9),
+                    "elapsed_s": now - self._started,
+                    **values,
+                }
+                if result.features is not None:
+                    row.update(collapse_diagnostics(result.features))
+                tick, tick_step = now, self.step
+                if metrics:
+                    metrics.write(row)
+                progress.update(self.step, " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values))
+                last = {k: v for k, v in row.items() if k != "elapsed_s"}
+            if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == cfg.schedule.total_steps:
+                self.save_checkpoint()
+        return last
+
+    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+        ok = torch.isfinite(loss).to(torch.float32)
+        if self.env.world_size > 1:
+            torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+        return bool(ok.item() == 1.0)
