@@ -20,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from nextvid.config import Config, save as save_config
+from nextvid.config import Config, ConfigError, save as save_config
 from nextvid.io import atomic_write_json
 from nextvid.masking import MaskSampler
 from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
@@ -66,7 +66,7 @@ def train_step(
         out = model(video, masks, tau_draws=step_plan.tau_draws, targets=targets, noise_seeds=noise_seeds)
     loss = out["loss"]
     if not check_finite(loss.detach()):
-        raise NonFiniteLossError(f"non-finite loss at step {step_plan.step}: {float(loss)}")
+        raise NonFiniteLossError(f"non-finite loss at step {step_plan.step}: {loss.item()} ({', '.join(f'{k}={v.item():.4g}' for k, v in out.items() if v.dim() == 0)})")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.schedule.grad_clip)
@@ -109,6 +109,9 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         self.dataset_factory = dataset_factory
         self.env = env or distributed.DistEnv()
+        for i, stage in enumerate(cfg.schedule.stages):  # fail before any work, not at the stage boundary
+            if stage.batch_size % self.env.world_size:
+                raise ConfigError(f"schedule.stages.{i}.batch_size: {stage.batch_size} is not divisible by the {self.env.world_size} ranks")
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg.seed)

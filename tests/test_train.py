@@ -1,0 +1,192 @@
+"""The pretraining engine: schedule boundaries, bitwise resume, atomic checkpoints under kill -9,
+two-rank DDP equals one rank, non-finite loss handling, metrics file across restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nextvid.config import Config, merge
+from nextvid.presets import get_preset
+from nextvid.train import checkpoint as ckpt
+from nextvid.train.loop import NonFiniteLossError, Trainer
+from nextvid.train.metrics import read_metrics
+from nextvid.train.schedule import plan, samples_before, stage_ends
+
+sys.path.insert(0, str(Path(__file__).parent))
+from clips import DriftingPatterns, PoisonedPatterns  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def nano(**overrides) -> Config:
+    base = {"data": {"num_workers": 0}, "train": {"checkpoint_every": 7, "log_every": 3, "deterministic": True}}
+    cfg = merge(get_preset("nano"), base)
+    return merge(cfg, overrides) if overrides else cfg
+
+
+def model_state(run_dir: Path) -> dict:
+    return ckpt.load(run_dir / "checkpoints" / ckpt.LATEST)["model"]
+
+
+# ------------------------------------------------------------------------------------------ schedule
+
+
+def test_paper_schedule_boundaries_match_table8():
+    sched = get_preset("vit_l").schedule
+    assert stage_ends(sched) == (12_000, 40_000, 120_000, 132_000)
+    expect = {  # step: (stage, lr, decoder_lr, tau_draws, frames, batch)
+        0: ("warmup", 1e-4, 1e-4, 4, 16, 3072),
+        11_999: ("warmup", 5e-4, 5e-4, 4, 16, 3072),
+        12_000: ("stable1", 5e-4, 5e-4, 4, 16, 3072),
+        39_999: ("stable1", 4.5e-4, 4.5e-4, 4, 16, 3072),
+        40_000: ("stable2", 4.5e-4, 8e-4, 1, 16, 3072),
+        119_999: ("stable2", 1e-4, 8e-4, 1, 16, 3072),
+        120_000: ("cooldown", 1e-4, 3e-4, 1, 64, 768),
+        131_999: ("cooldown", 1e-6, 3e-4, 1, 64, 768),
+    }
+    for step, (stage, lr, dlr, k, frames, batch) in expect.items():
+        p = plan(sched, step)
+        assert (p.stage, p.tau_draws, p.frames, p.batch_size) == (stage, k, frames, batch), step
+        assert p.lr == pytest.approx(lr, rel=1e-9) and p.decoder_lr == pytest.approx(dlr, rel=1e-9), step
+    # LR is linear inside a stage: the midpoint of warm-up is the mean of its ends
+    assert plan(sched, 5999).lr == pytest.approx(1e-4 + 4e-4 * 5999 / 11999)
+    assert samples_before(sched, 132_000) == 120_000 * 3072 + 12_000 * 768
+
+
+@pytest.mark.parametrize("total", [40, 600, 1320, 13_200])
+def test_scaled_schedule_keeps_stage_proportions(total):
+    sched = merge(get_preset("tiny"), {"schedule": {"total_steps": total}}).schedule
+    ends = stage_ends(sched)
+    assert ends[-1] == total and all(b > a for a, b in zip((0,) + ends, ends))
+    for end, paper_end in zip(ends, (12_000, 40_000, 120_000, 132_000)):
+        assert abs(end - paper_end * total / 132_000) <= 1
+    with pytest.raises(ValueError):
+        plan(sched, total)
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+def test_resume_equals_uninterrupted_bitwise(tmp_path):
+    cfg = nano()
+    Trainer(cfg, tmp_path / "straight", DriftingPatterns).run()
+    first = Trainer(cfg, tmp_path / "resumed", DriftingPatterns).run(stop_at=17)  # mid-stage, off the checkpoint grid
+    assert first == {"steps": 17, "complete": False}
+    Trainer(cfg, tmp_path / "resumed", DriftingPatterns).run()
+    a, b = model_state(tmp_path / "straight"), model_state(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted one"
+    # the metrics file of the resumed run describes one run: same steps, same losses, header once
+    rows_a, rows_b = read_metrics(tmp_path / "straight/metrics.csv"), read_metrics(tmp_path / "resumed/metrics.csv")
+    assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b]
+    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    assert (tmp_path / "resumed/metrics.csv").read_text().count("step,stage") == 1
+
+
+def test_checkpoint_is_complete_and_kept_steps_exist(tmp_path):
+    cfg = nano(train={"keep_steps": [14]})
+    summary = Trainer(cfg, tmp_path, DriftingPatterns).run()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt"))
+    assert kept == [ckpt.step_name(14), ckpt.step_name(cfg.schedule.total_steps)]
+    state = ckpt.load(tmp_path / "checkpoints" / ckpt.step_name(14))
+    assert state["step"] == 14 and state["samples_seen"] == samples_before(cfg.schedule, 14)
+    assert {"model", "optimizer", "rng", "config", "config_hash", "provenance"} <= state.keys()
+    assert any(k.startswith("reference.") for k in state["model"]), "EMA reference encoder missing"
+    assert state["config"] == cfg.to_dict() and state["provenance"]["git_commit"]
+    assert json.loads((tmp_path / "done.json").read_text())["steps"] == summary["steps"]
+    # a finished run is not trained again
+    again = Trainer(cfg, tmp_path, DriftingPatterns)
+    assert again.is_complete() and again.step == cfg.schedule.total_steps
+
+
+def test_changed_config_refuses_to_resume(tmp_path):
+    Trainer(nano(), tmp_path, DriftingPatterns).run(stop_at=5)
+    with pytest.raises(ckpt.CheckpointError, match="config"):
+        Trainer(nano(seed=1), tmp_path, DriftingPatterns)
+
+
+def test_corrupt_latest_is_an_error_not_a_silent_restart(tmp_path):
+    Trainer(nano(), tmp_path, DriftingPatterns).run(stop_at=5)
+    latest = tmp_path / "checkpoints" / ckpt.LATEST
+    latest.write_bytes(latest.read_bytes()[:1000])
+    with pytest.raises(ckpt.CheckpointError, match="cannot be loaded"):
+        Trainer(nano(), tmp_path, DriftingPatterns)
+
+
+KILL_WRITER = """
+import sys, torch
+from nextvid.train import checkpoint as ckpt
+i = 0
+while True:
+    i += 1
+    ckpt.save(sys.argv[1], {"step": i, "payload": torch.full((4_000_000,), float(i))}, keep=i % 3 == 0)
+"""
+
+
+def test_kill_during_checkpoint_write_leaves_loadable_latest(tmp_path):
+    for attempt in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", KILL_WRITER, str(tmp_path)])
+        deadline = time.time() + 60
+        while ckpt.latest(tmp_path) is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1 + 0.37 * attempt)  # land at different moments of a write
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        state = ckpt.load(tmp_path / ckpt.LATEST)
+        assert torch.all(state["payload"] == float(state["step"]))
+        for kept in tmp_path.glob("step_*.pt"):
+            s = ckpt.load(kept)
+            assert kept.name == ckpt.step_name(s["step"])
+
+
+# ------------------------------------------------------------------------------------------ failure
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_last_checkpoint(tmp_path):
+    cfg = nano()
+    with pytest.raises(NonFiniteLossError, match=r"step 12\b"):  # batch 4: sample 48 is in step 12
+        Trainer(cfg, tmp_path, PoisonedPatterns).run()
+    state = ckpt.load(tmp_path / "checkpoints" / ckpt.LATEST)
+    assert state["step"] == 7
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+# ------------------------------------------------------------------------------------------ DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_ddp_matches_one_process(tmp_path):
+    cfg = nano(schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}}, train={"log_every": 1, "checkpoint_every": 8, "deterministic": False})
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([sys.executable, str(HERE / "ddp_worker.py"), str(tmp_path / "ddp"), str(tmp_path / "cfg.json")], env=env))
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [0, 0]
+    torch.manual_seed(0)
+    Trainer(cfg, tmp_path / "single", DriftingPatterns).run()
+    ddp_rows, single_rows = read_metrics(tmp_path / "ddp/metrics.csv"), read_metrics(tmp_path / "single/metrics.csv")
+    assert len(ddp_rows) == len(single_rows) == 8
+    for a, b in zip(ddp_rows, single_rows):
+        for key in ("loss", "flow", "align"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), (a["step"], key)
+    a, b = model_state(tmp_path / "ddp"), model_state(tmp_path / "single")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
