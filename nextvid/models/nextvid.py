@@ -23,7 +23,9 @@ from nextvid.models.encoder import Encoder, token_positions
 from nextvid.models.predictor import IsolatedPredictor, JointPredictor
 from nextvid.models.targets import PixelTarget, target_dim
 
-NO_WEIGHT_DECAY = ("predictor.query",)  # besides biases and norms (1-D), which timm already exempts
+# query tokens, besides biases and norms (1-D), which timm already exempts; VideoMAE's decoder is a
+# JointPredictor with a query token too
+NO_WEIGHT_DECAY = ("predictor.query", "decoder.query")
 
 
 class PretrainModel(nn.Module):
@@ -56,12 +58,13 @@ class PretrainModel(nn.Module):
         return self.encoder
 
     def param_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups tagged "main" or "decoder" (the decoder has its own LR in later stages)."""
+        """AdamW groups tagged "main" or "decoder" (the flow decoder has its own LR in later stages)."""
         groups = []
         for tag, module in self.optimised_modules().items():
             skip = [n.split(".", 1)[1] for n in NO_WEIGHT_DECAY if n.startswith(tag + ".")]
             for g in param_groups_weight_decay(module, weight_decay, no_weight_decay_list=skip):
-                g["lr_group"] = "decoder" if tag == "decoder" else "main"
+                # the flow head has its own LR in later stages; a baseline's regression decoder does not
+                g["lr_group"] = "decoder" if isinstance(module, FlowDecoder) else "main"
                 groups.append(g)
         return [g for g in groups if g["params"]]
 

@@ -212,10 +212,10 @@ class Trainer:
         for batch in loader:
             p = plan(cfg.schedule, self.step)
             video = batch["video"].to(env.device, non_blocking=True)
-            per_rank = video.shape[0]
-            lo = env.rank * per_rank
-            masks = [m[lo : lo + per_rank].to(env.device) for m in self.masks(p.batch_size, self.step)]
             sample_ids = batch["index"].tolist()
+            # rows of the global batch this rank holds (a skipped unreadable sample leaves a gap)
+            rows = torch.as_tensor(sample_ids) - samples_before(cfg.schedule, self.step)
+            masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step)]
             seeds = [mix_seed(cfg.seed, i) for i in sample_ids]
             targets = self.target(video) if self.target is not None else None
             result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere)

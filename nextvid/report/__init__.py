@@ -1,0 +1,1 @@
+"""Tables and figures: our results beside the paper's, every cell traceable to its metrics file."""

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny random diffusers VAE on disk (for `target.kind: vae`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def tiny_vae(tmp_path_factory):
+    """A random AutoencoderKL with 4 latent channels and 2 down blocks (downsample 2), saved in the
+    diffusers format, plus a latent-stats JSON. Returns the config overrides that select it."""
+    diffusers = pytest.importorskip("diffusers")
+    root = tmp_path_factory.mktemp("vae")
+    torch.manual_seed(0)
+    vae = diffusers.AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1,
+        norm_num_groups=4,
+        sample_size=32,
+    )
+    vae.save_pretrained(root / "vae")
+    stats = root / "stats.json"
+    stats.write_text(json.dumps({"mean": [0.1, -0.2, 0.3, 0.0], "std": [0.5, 2.0, 1.0, 0.25]}))
+    return {
+        "target": {
+            "kind": "vae",
+            "vae_path": str(root / "vae"),
+            "vae_stats": str(stats),
+            "latent_channels": 4,
+            "latent_downsample": 2,
+        }
+    }
+
+
+@pytest.fixture
+def single_thread():
+    """Small-tensor training loops run no faster on 2 threads, and far slower when other jobs share
+    the 2 cores (spinning intra-op threads); use 1 thread and restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
