@@ -4,6 +4,10 @@ A manifest is a TSV with a header `path  label  start_frame  end_frame` (start/e
 whole video is used; label -1 for unlabelled pretraining corpora); relative paths are relative to the
 manifest's directory. The label map (class name -> id) lies beside it as `<name>.labels.json`.
 The manifest's sha256 identifies the exact sample list in every result that used it.
+
+A row whose label is not in the label map is not an error of the whole manifest: `read_manifest`
+leaves it out of `samples` and lists it in `rejected` (reason `label_out_of_range`), and datasets
+count it as a skipped sample (nextvid.data.badinput).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
+from nextvid.data.badinput import BadRecord
 from nextvid.io import atomic_write_text, sha256_file
 
 COLUMNS = ("path", "label", "start_frame", "end_frame")
@@ -39,6 +44,7 @@ class Manifest:
     samples: tuple[Sample, ...]
     label_map: dict[str, int]
     sha256: str
+    rejected: tuple[BadRecord, ...] = ()  # rows left out of `samples` (index = line number)
 
     def resolve(self, sample: Sample) -> Path:
         p = Path(sample.path)
@@ -73,7 +79,7 @@ def read_manifest(path: str | Path) -> Manifest:
     lm_path = label_map_path(path)
     label_map = json.loads(lm_path.read_text()) if lm_path.is_file() else {}
     valid_ids = set(label_map.values())
-    samples = []
+    samples, rejected = [], []
     with open(path, newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
         header = next(reader, None)
@@ -88,9 +94,17 @@ def read_manifest(path: str | Path) -> Manifest:
             except ValueError as err:
                 raise ManifestError(f"{path}:{lineno}: {err}") from None
             if label != UNLABELLED and label_map and label not in valid_ids:
-                raise ManifestError(f"{path}:{lineno}: label {label} is not in {lm_path.name}")
+                rejected.append(BadRecord(row[0], "label_out_of_range", f"label {label} is not in {lm_path.name}", lineno))
+                continue
             samples.append(Sample(row[0], label, start, end))
-    return Manifest(path, tuple(samples), label_map, sha256_file(path))
+    return Manifest(path, tuple(samples), label_map, sha256_file(path), tuple(rejected))
+
+
+def portable_path(file: str | Path, manifest_path: str | Path) -> str:
+    """How a manifest row names `file`: relative to the manifest's directory when the file lies under
+    it (the two can then move together), absolute otherwise."""
+    file, base = Path(file).absolute(), Path(manifest_path).absolute().parent
+    return str(file.relative_to(base)) if file.is_relative_to(base) else str(file)
 
 
 def _opt(v: Optional[int]) -> str:
