@@ -13,6 +13,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("nextvid.commands.describe", "parameter and FLOP counts of a preset or config"),
     "config": ("nextvid.commands.config", "print a resolved config (preset + file + overrides)"),
     "pretrain": ("nextvid.commands.pretrain", "pretrain an encoder (debug, local or SLURM launcher)"),
+    "probe": ("nextvid.commands.probe", "attentive probe of a frozen encoder on one benchmark"),
+    "data": ("nextvid.commands.data", "convert benchmarks to manifests, check files, cache decoded clips, fetch sources"),
+    "bench": ("nextvid.commands.bench", "benchmarks (data loading, ...): a table, results/bench/<name>.json"),
 }
 
 

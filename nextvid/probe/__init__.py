@@ -1,0 +1,7 @@
+"""Attentive probing of frozen encoders (SPEC §5, docs/probe.md).
+
+protocol: per-benchmark protocols as validated config. encoders: the token sources (checkpoint,
+random init, pixels). features: cached / recomputed frozen features. heads: the attentive probe and
+its grid. fit: training the grid, exact evaluation, selection rules. report: metrics.json.
+run: one probe run. clips: clip sets from manifests. bench: caching vs recomputing.
+"""

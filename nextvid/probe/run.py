@@ -1,0 +1,146 @@
+"""One probe run: features (cached where the views are deterministic), the head grid, exact
+evaluation, metrics.json. The CLI builds the clip sets and the token source; tests and the bench
+call `run_probe` directly with their own."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from nextvid.config import ConfigError
+from nextvid.probe import fit, report
+from nextvid.probe.encoders import TokenSource
+from nextvid.probe.features import CachedTrainFeatures, ClipSet, LiveTrainFeatures, build_store, feature_key
+from nextvid.probe.protocol import ProbeProtocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProbeData:
+    """train_clips(epoch): the training split, one view of all segments per sample (augmented when
+    the protocol says so, else the same deterministic clips every epoch). heldout_clips: the training
+    split with the evaluation views (S x V, deterministic), same positions; needed only when the
+    training views differ from them. val_clips: the evaluation split, S x V deterministic views."""
+
+    train_clips: Callable[[int], ClipSet]
+    val_clips: ClipSet
+    num_classes: int
+    heldout_clips: Optional[ClipSet] = None
+    record: dict[str, Any] = field(default_factory=dict)  # manifests and their sha256, sizes
+
+
+class Rows:
+    """A clip set restricted to some positions (the held-out part)."""
+
+    def __init__(self, clips: ClipSet, rows: Sequence[int]):
+        self.clips, self.rows = clips, list(rows)
+        self.segments, self.views = clips.segments, clips.views
+        self.labels = [clips.labels[r] for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.clips[self.rows[i]]
+
+
+def run_probe(
+    source: TokenSource,
+    protocol: ProbeProtocol,
+    data: ProbeData,
+    out_dir: str | Path,
+    device: str | torch.device = "cpu",
+    chunk: int = 1,
+    workers: int = 0,
+    cache_train: Optional[bool] = None,
+) -> dict[str, Any]:
+    """Probe one token source on one benchmark; returns (and writes) the metrics. `cache_train`
+    (default: when the protocol does not augment) forces recomputing the training features every
+    epoch when False, for the cache-vs-recompute check. `chunk`: samples per encoder forward."""
+    out, device = Path(out_dir), torch.device(device)
+    cache_train = not protocol.augment if cache_train is None else cache_train
+    if cache_train and protocol.augment:
+        raise ConfigError("augment: training views are augmented, so their features cannot be cached")
+    train0 = data.train_clips(0)
+    _check(train0, protocol, views=1, name="training")
+    _check(data.val_clips, protocol, views=protocol.views, name="validation")
+    timing: dict[str, float] = {}
+
+    t = time.perf_counter()
+    _, held = fit.holdout_split(train0.labels, protocol.holdout_fraction, protocol.seed)
+    val_store, train_features, heldout_store, heldout_rows, heldout_how = _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train)
+    timing["cached_features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    trained = fit.train_grid(train_features, train0.labels, held, protocol, source.dim, data.num_classes, device)
+    timing["train_heads"] = time.perf_counter() - t  # includes recomputed features when not cached
+
+    t = time.perf_counter()
+    val_probs = fit.predict(trained.grid, val_store, range(len(val_store)), protocol.batch_size, device)
+    val = fit.scores(val_probs[: len(trained.pairs)], val_store.labels)
+    heldout = None
+    if heldout_store is not None:
+        probs = fit.predict(trained.grid, heldout_store, heldout_rows, protocol.batch_size, device)
+        heldout = fit.scores(probs, heldout_store.labels[heldout_rows])
+    rules = fit.select(trained, val, heldout)
+    timing["evaluate"] = time.perf_counter() - t
+
+    features = {
+        "dtype": "float16",
+        "dim": source.dim,
+        "location": str(out / "features"),
+        "val": "cached (computed once)",
+        "train": "cached (computed once, reused by every epoch and head)" if cache_train else "recomputed every epoch",
+        "heldout": heldout_how,
+        "samples_per_encoder_forward": chunk,
+        "device": str(device),
+        "encoder_precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+    }
+    record = {**data.record, "num_train": len(train0), "num_heldout": len(held), "num_val": len(val_store), "num_classes": data.num_classes}
+    metrics = report.build_metrics(protocol, source.record, record, features, trained, val, heldout, rules, timing)
+    report.write_metrics(out, metrics)
+    log.info("%s: %s", protocol.benchmark, {name: round(r["top1"], 2) for name, r in rules.items()})
+    return metrics
+
+
+def _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train):
+    """The val store, the training features (cached or live) and the held-out store and rows."""
+    tokens_of = source.module.to(device)
+    key = dict(source=source.record, protocol={k: v for k, v in protocol.to_dict().items() if k not in _HEAD_ONLY}, data=data.record)
+
+    def store(name, clips, **extra):
+        return build_store(out / "features" / name, clips, tokens_of, feature_key(split=name, **extra, **key), device, chunk, workers)
+
+    val_store = store("val", data.val_clips)
+    if cache_train:
+        train_store = store("train", train0)
+        train_features = CachedTrainFeatures(train_store)
+    else:
+        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers)
+    if not held:
+        return val_store, train_features, None, [], None
+    same_views = not protocol.augment and protocol.views == 1  # the training views are the evaluation views
+    if same_views and cache_train:
+        return val_store, train_features, train_store, list(held), "the cached training features (same views)"
+    clips = train0 if same_views else data.heldout_clips
+    if clips is None:
+        raise ValueError("the protocol's training views differ from its evaluation views: ProbeData.heldout_clips is required")
+    heldout_store = store("heldout", Rows(clips, held), rows=list(held))
+    return val_store, train_features, heldout_store, list(range(len(held))), "cached (computed once, evaluation views)"
+
+
+# protocol fields that change only the heads, not the features (so cached features stay valid)
+_HEAD_ONLY = {"seed", "heads", "mlp_ratio", "epochs", "batch_size", "grid", "lr_schedule", "warmup_epochs", "betas", "holdout_fraction", "benchmark"}
+
+
+def _check(clips: ClipSet, protocol: ProbeProtocol, views: int, name: str) -> None:
+    if clips.segments != protocol.segments or clips.views != views:
+        raise ValueError(f"the {name} clip set gives {clips.segments} segments x {clips.views} views, the protocol wants {protocol.segments} x {views}")
+    if len(clips.labels) != len(clips):
+        raise ValueError(f"the {name} clip set has {len(clips)} samples but {len(clips.labels)} labels")
