@@ -250,10 +250,12 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         raise ConfigError(f"{path or 'config'}: {err}") from None
 
 
-def merge(base: Any, overrides: dict[str, Any], path: str = "") -> Any:
-    """Return `base` (a dataclass) with the nested `overrides` applied, validated like `from_dict`."""
+def merge(base: Any, *overrides: dict[str, Any], path: str = "") -> Any:
+    """Return `base` (a dataclass) with the nested `overrides` applied in order, validated once at the
+    end like `from_dict` (so `target.kind=vae` and `target.vae_path=...` may come as two overrides)."""
     plain = _to_plain(base)
-    _deep_update(plain, overrides, path)
+    for o in overrides:
+        _deep_update(plain, o, path)
     return from_dict(type(base), plain, "")
 
 
@@ -290,11 +292,8 @@ def load(preset: str | None = None, file: str | Path | None = None, overrides: l
         if preset is None:
             preset = file_preset
     cfg = get_preset(preset or "vit_l")
-    if file_data:
-        cfg = merge(cfg, file_data)
-    for text in overrides:
-        cfg = merge(cfg, parse_override(text))
-    return cfg
+    layers = ([file_data] if file_data else []) + [parse_override(text) for text in overrides]
+    return merge(cfg, *layers) if layers else cfg
 
 
 def save(cfg: Config, path: str | Path) -> None:

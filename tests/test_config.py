@@ -331,3 +331,11 @@ def test_stable_hash_changes_when_any_field_changes(monkeypatch):
     fewer = copy.deepcopy(data)
     fewer["masking"]["generators"] = fewer["masking"]["generators"][:1]
     assert from_dict(Config, fewer).stable_hash() not in hashes
+
+
+def test_overrides_are_validated_together_not_one_by_one():
+    # target.kind=vae alone is invalid (no vae_path); with the path in the next override it is valid
+    cfg = load("nano", None, ["target.kind=vae", "target.vae_path=/somewhere", "target.vae_stats=/somewhere/stats.json"])
+    assert cfg.target.kind == "vae" and cfg.target.vae_path == "/somewhere"
+    with pytest.raises(ConfigError, match="target.vae_path"):
+        load("nano", None, ["target.kind=vae"])

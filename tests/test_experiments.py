@@ -1,0 +1,32 @@
+"""The variant registry: every variant resolves on the CPU preset, differs from the method, and names
+only table rows that nextvid.report.paper knows."""
+
+import pytest
+
+from nextvid import config
+from nextvid.experiments import VARIANTS, get_variant
+from nextvid.report.paper import ABLATIONS
+
+NEEDS_WORKFLOW_INPUTS = {"target_vae": ["target.vae_path=/vae", "target.vae_stats=/vae/stats.json"]}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variant_resolves_and_changes_the_config(name):
+    variant = get_variant(name)
+    cfg = config.load("tiny", None, list(variant.overrides) + NEEDS_WORKFLOW_INPUTS.get(name, []))
+    if name == "nextvid":
+        assert cfg == config.load("tiny")
+    else:
+        assert cfg.stable_hash() != config.load("tiny").stable_hash()
+
+
+def test_table_rows_exist_in_the_paper_tables():
+    for v in VARIANTS.values():
+        for table, row in v.tables.items():
+            if table != "table1":
+                assert row in ABLATIONS[table], (v.name, table, row)
+
+
+def test_unknown_variant_is_a_config_error():
+    with pytest.raises(config.ConfigError, match="variant 'nope'"):
+        get_variant("nope")
