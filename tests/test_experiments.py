@@ -30,3 +30,13 @@ def test_table_rows_exist_in_the_paper_tables():
 def test_unknown_variant_is_a_config_error():
     with pytest.raises(config.ConfigError, match="variant 'nope'"):
         get_variant("nope")
+
+
+def test_probe_paths_parse_back_to_their_key():
+    from nextvid import layout
+
+    path = layout.probe_metrics("embedded", "no_ema", 2, 600, "motion_sequence")
+    assert layout.parse_probe_metrics(path) == layout.ProbeKey("embedded", "no_ema", 2, 600, "motion_sequence")
+    assert layout.checkpoint_path("embedded", "nextvid", 0, 600).name == "step_0000600.pt"
+    with pytest.raises(ValueError, match="not a probe result path"):
+        layout.parse_probe_metrics("results/probe/x/metrics.json")

@@ -19,6 +19,7 @@ from typing import Any, Optional
 import torch
 
 from nextvid.io import atomic_path
+from nextvid.layout import step_name  # noqa: F401  (re-exported: the trainer names kept checkpoints with it)
 
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
@@ -26,10 +27,6 @@ LATEST = "latest.pt"
 
 class CheckpointError(RuntimeError):
     """A checkpoint exists but cannot be used; never silently start from scratch instead."""
-
-
-def step_name(step: int) -> str:
-    return f"step_{step:07d}.pt"
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""Where every result lives, in one place: the workflow's rules build their paths with these
+functions and the report parses them back, so a table cell traces to its metrics.json by path alone.
+
+    results/data/<dataset>/...                                    extracted data (manifests, files)
+    results/pretrain/<config>/<variant>/seed<seed>/               run dir: checkpoints/, metrics.csv, done.json
+    results/probe/<config>/<variant>/seed<seed>/step<step>/<benchmark>/metrics.json
+    results/generate/<config>/<variant>/seed<seed>/step<step>/samples.npz
+    results/tables/<config>/<table>.{md,tex,csv}    results/figures/<config>/<figure>.png
+
+Reference rows (no pretraining) use the variants `random` (a random-init encoder of the preset) and
+`pixels` (no encoder) at step 0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = Path("results")
+REFERENCE_VARIANTS = ("random", "pixels")
+_PROBE = re.compile(r"probe/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)/metrics\.json$")
+
+
+def step_name(step: int) -> str:
+    """A kept checkpoint's file name (nextvid.train.checkpoint writes it)."""
+    return f"step_{step:07d}.pt"
+
+
+def data_dir(dataset: str, root: Path = RESULTS) -> Path:
+    return root / "data" / dataset
+
+
+def pretrain_dir(config: str, variant: str, seed: int, root: Path = RESULTS) -> Path:
+    return root / "pretrain" / config / variant / f"seed{seed}"
+
+
+def checkpoint_path(config: str, variant: str, seed: int, step: int, root: Path = RESULTS) -> Path:
+    return pretrain_dir(config, variant, seed, root) / "checkpoints" / step_name(step)
+
+
+def probe_dir(config: str, variant: str, seed: int, step: int, benchmark: str, root: Path = RESULTS) -> Path:
+    return root / "probe" / config / variant / f"seed{seed}" / f"step{step}" / benchmark
+
+
+def probe_metrics(config: str, variant: str, seed: int, step: int, benchmark: str, root: Path = RESULTS) -> Path:
+    return probe_dir(config, variant, seed, step, benchmark, root) / "metrics.json"
+
+
+def generate_dir(config: str, variant: str, seed: int, step: int, root: Path = RESULTS) -> Path:
+    return root / "generate" / config / variant / f"seed{seed}" / f"step{step}"
+
+
+def tables_dir(config: str, root: Path = RESULTS) -> Path:
+    return root / "tables" / config
+
+
+def figures_dir(config: str, root: Path = RESULTS) -> Path:
+    return root / "figures" / config
+
+
+@dataclass(frozen=True)
+class ProbeKey:
+    config: str
+    variant: str
+    seed: int
+    step: int
+    benchmark: str
+
+
+def parse_probe_metrics(path: str | Path) -> ProbeKey:
+    """The (config, variant, seed, step, benchmark) a probe metrics.json belongs to, from its path."""
+    m = _PROBE.search(Path(path).as_posix())
+    if m is None:
+        raise ValueError(f"{path}: not a probe result path (expected .../probe/<config>/<variant>/seed<n>/step<n>/<benchmark>/metrics.json)")
+    return ProbeKey(m["config"], m["variant"], int(m["seed"]), int(m["step"]), m["benchmark"])
