@@ -50,7 +50,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict:
         from nextvid.config import from_dict
         from nextvid.train import distributed
-        from nextvid.train.data import pretrain_dataset
+        from nextvid.data.mixture import pretraining_dataset
         from nextvid.train.loop import Trainer
 
         os.environ.setdefault("NEXTVID_GIT_COMMIT", self.git_commit)
@@ -59,7 +59,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
         cfg = from_dict(Config, self.cfg_dict)
         env = distributed.init(cfg.train.device)
         try:
-            return Trainer(cfg, self.out_dir, pretrain_dataset, env).run()
+            return Trainer(cfg, self.out_dir, pretraining_dataset, env).run()
         finally:
             distributed.shutdown()
 

@@ -35,3 +35,17 @@ class PoisonedPatterns(DriftingPatterns):
         if index >= self.poison_from:
             item["video"] = torch.full_like(item["video"], float("nan"))
         return item
+
+
+class UnreadableEvery(DriftingPatterns):
+    """Every `every`-th global sample is unreadable: the dataset returns a bad-input marker, as the real
+    datasets do for a missing or corrupt file."""
+
+    every = 11  # nano: no multiple of 11 among the one-sample cool-down batches (144-147)
+
+    def __getitem__(self, index: int) -> dict:
+        from nextvid.data.badinput import BadInputError, bad_marker
+
+        if index % self.every == 0:
+            return bad_marker(index, BadInputError(f"/data/clip{index}.mp4", "decode_error", "test"))
+        return super().__getitem__(index)

@@ -18,12 +18,14 @@ import torch
 from nextvid.config import Config, merge
 from nextvid.presets import get_preset
 from nextvid.train import checkpoint as ckpt
+from nextvid.data.badinput import TooManyBadInputs
+from nextvid.train import loop
 from nextvid.train.loop import NonFiniteLossError, Trainer
 from nextvid.train.metrics import read_metrics
 from nextvid.train.schedule import plan, samples_before, stage_ends
 
 sys.path.insert(0, str(Path(__file__).parent))
-from clips import DriftingPatterns, PoisonedPatterns  # noqa: E402
+from clips import DriftingPatterns, PoisonedPatterns, UnreadableEvery  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -190,3 +192,35 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
     a, b = model_state(tmp_path / "ddp"), model_state(tmp_path / "single")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+# ------------------------------------------------------------------------------------------ bad data
+
+
+def test_unreadable_samples_are_skipped_counted_and_resume_stays_exact(tmp_path):
+    cfg = nano(data={"max_bad_fraction": 0.3})
+    Trainer(cfg, tmp_path / "straight", UnreadableEvery).run()
+    Trainer(cfg, tmp_path / "resumed", UnreadableEvery).run(stop_at=17)
+    Trainer(cfg, tmp_path / "resumed", UnreadableEvery).run()
+    for run in ("straight", "resumed"):
+        report = json.loads((tmp_path / run / loop.SKIPS).read_text())
+        total = samples_before(cfg.schedule, cfg.schedule.total_steps)
+        bad = sorted(r["index"] for r in report["records"])
+        assert bad == list(range(0, total, UnreadableEvery.every)), run  # each skip counted once, none lost
+        assert report["counts"] == {"decode_error": len(bad)} and report["seen"] == total
+        assert all(r["path"] == f"/data/clip{r['index']}.mp4" for r in report["records"])
+    a, b = model_state(tmp_path / "straight"), model_state(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_metrics(tmp_path / "straight" / "metrics.csv")[-1]["skipped"] == str(len(bad))
+
+
+def test_too_many_unreadable_samples_stop_the_run_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "MIN_SEEN", 20)
+    with pytest.raises(TooManyBadInputs, match=r"decode_error.*clip0\.mp4"):
+        Trainer(nano(data={"max_bad_fraction": 0.1}), tmp_path, UnreadableEvery).run()
+
+
+def test_a_batch_with_no_readable_sample_is_an_error_naming_the_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(UnreadableEvery, "every", 1)
+    with pytest.raises(loop.EmptyBatchError, match=r"step 0: .*clip0\.mp4"):
+        Trainer(nano(data={"max_bad_fraction": 0.99}), tmp_path, UnreadableEvery).run()

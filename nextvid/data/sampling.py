@@ -93,14 +93,19 @@ def segment_starts(num_frames: int, clip_span: int, segments: int) -> list[int]:
     return starts
 
 
+def _step(spec: ClipSpec, num_frames: int, video_fps: float) -> float:
+    # a one-frame video (an image) has no frame rate and needs none: every index is its frame
+    return 1.0 if num_frames <= 1 else spec.step(video_fps)
+
+
 def random_clip(num_frames: int, spec: ClipSpec, video_fps: float, rng: np.random.Generator) -> np.ndarray:
-    step = spec.step(video_fps)
+    step = _step(spec, num_frames, video_fps)
     start = random_start(num_frames, span(spec.frames, step), rng)
     return clip_indices(start, spec.frames, step, num_frames, spec.short)
 
 
 def segment_clips(num_frames: int, spec: ClipSpec, video_fps: float, segments: int) -> list[np.ndarray]:
-    step = spec.step(video_fps)
+    step = _step(spec, num_frames, video_fps)
     starts = segment_starts(num_frames, span(spec.frames, step), segments)
     return [clip_indices(s, spec.frames, step, num_frames, spec.short) for s in starts]
 

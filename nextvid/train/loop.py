@@ -18,9 +18,11 @@ from typing import Callable, Iterator, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from nextvid.config import Config, ConfigError, save as save_config
+from nextvid.data.badinput import SkipLog
+from nextvid.data.datasets import make_loader
 from nextvid.io import atomic_write_json
 from nextvid.masking import MaskSampler
 from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
@@ -34,10 +36,16 @@ log = logging.getLogger(__name__)
 
 DatasetFactory = Callable[[Config, int], Dataset]  # (config, frames) -> dataset indexed by global sample index
 DONE = "done.json"
+SKIPS = "skips.json"  # every skipped (unreadable) pretraining sample so far, all ranks
+MIN_SEEN = 200  # samples a rank reads before data.max_bad_fraction is enforced (a fraction of 3 samples means nothing)
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced NaN/inf; the run stops and keeps its last good checkpoint."""
+
+
+class EmptyBatchError(RuntimeError):
+    """Every sample of a rank's batch was unreadable: the step cannot be taken (bad data, see skips.json)."""
 
 
 @dataclass
@@ -121,6 +129,7 @@ class Trainer:
             unwrap(self.model).param_groups(cfg.schedule.weight_decay), lr=cfg.schedule.stages[0].lr_start, betas=cfg.schedule.betas
         )
         self.masks = MaskSampler(cfg.masking, self.model.encoder.grid_hw, seed=cfg.seed)
+        self.skips = self._new_skip_log()
         self.step = 0
         self._resume()
         if self.env.world_size > 1:
@@ -135,6 +144,7 @@ class Trainer:
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": ckpt.rng_state(),
+            "skips": self._gathered_skips(),
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.stable_hash(),
             "provenance": ckpt.provenance(),
@@ -154,13 +164,41 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         ckpt.set_rng_state(state["rng"])
         self.step = int(state["step"])
+        per_rank = state.get("skips") or []
+        if len(per_rank) == self.env.world_size:  # same world size: each rank continues its own count
+            self.skips = SkipLog.from_dict(per_rank[self.env.rank])
+            self.skips.min_seen = self._new_skip_log().min_seen
+        elif per_rank:  # a different world size: keep the history on rank 0
+            if self.env.is_main:
+                for d in per_rank:
+                    self.skips.merge(SkipLog.from_dict(d))
         log.info("resumed from %s at step %d", path, self.step)
 
     def save_checkpoint(self) -> None:
+        state = self.state()  # collective (the skip logs of all ranks): every rank takes part
         if not self.env.is_main:
             return
         keep = self.step in self.cfg.train.keep_steps or self.step == self.cfg.schedule.total_steps
-        ckpt.save(self.ckpt_dir, self.state(), keep=keep)
+        ckpt.save(self.ckpt_dir, state, keep=keep)
+        self._write_skips(state["skips"])
+
+    def _new_skip_log(self) -> SkipLog:
+        return SkipLog(self.cfg.data.max_bad_fraction, total=None, min_seen=MIN_SEEN, name=f"pretraining data (rank {self.env.rank})")
+
+    def _gathered_skips(self) -> list[dict]:
+        mine = self.skips.to_dict()
+        if self.env.world_size == 1:
+            return [mine]
+        out: list = [None] * self.env.world_size
+        torch.distributed.all_gather_object(out, mine)
+        return out
+
+    def _write_skips(self, per_rank: list[dict]) -> None:
+        """The human-readable report of skipped samples (path, reason, global index), all ranks merged."""
+        merged = SkipLog(self.cfg.data.max_bad_fraction, name="pretraining data")
+        for d in per_rank:
+            merged.merge(SkipLog.from_dict(d))
+        atomic_write_json(self.out / SKIPS, {"step": self.step, **merged.to_dict()})
 
     # ------------------------------------------------------------------ loop
     def is_complete(self) -> bool:
@@ -200,17 +238,15 @@ class Trainer:
         first = plan(cfg.schedule, self.step)
         end = min(stage_ends(cfg.schedule)[first.stage_index], self._stop_at)
         dataset = self.dataset_factory(cfg, first.frames)
-        loader = DataLoader(
-            dataset,
-            batch_sampler=StepBatchSampler(cfg, self.step, end, env.rank, env.world_size),
-            num_workers=cfg.data.num_workers,
-            pin_memory=env.device.type == "cuda",
-            persistent_workers=False,
-        )
+        loader = make_loader(dataset, batch_sampler=StepBatchSampler(cfg, self.step, end, env.rank, env.world_size),
+                             workers=cfg.data.num_workers, pin_memory=env.device.type == "cuda")
         last: dict = {}
         tick, tick_step = time.perf_counter(), self.step
         for batch in loader:
             p = plan(cfg.schedule, self.step)
+            if self.skips.consume(batch) is None:  # raises TooManyBadInputs past cfg.data.max_bad_fraction
+                raise EmptyBatchError(f"step {self.step}: every sample of rank {env.rank}'s batch was unreadable "
+                                      f"({[r['path'] for r in batch['skipped']]}); see {self.out / SKIPS}")
             video = batch["video"].to(env.device, non_blocking=True)
             sample_ids = batch["index"].tolist()
             # rows of the global batch this rank holds (a skipped unreadable sample leaves a gap)
@@ -228,6 +264,7 @@ class Trainer:
                     "frames": p.frames, "batch_size": p.batch_size, "grad_norm": result.grad_norm,
                     "clips_per_s": p.batch_size * (self.step - tick_step) / max(now - tick, 1e-9),
                     "elapsed_s": now - self._started,
+                    "skipped": self._skipped_everywhere(),
                     **values,
                 }
                 if result.features is not None:
@@ -240,6 +277,13 @@ class Trainer:
             if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == cfg.schedule.total_steps:
                 self.save_checkpoint()
         return last
+
+    def _skipped_everywhere(self) -> int:
+        """Samples skipped so far by all ranks (a collective: called on the logging steps, by every rank)."""
+        n = torch.tensor(float(self.skips.bad), dtype=torch.float64, device=self.env.device)
+        if self.env.world_size > 1:
+            torch.distributed.all_reduce(n)
+        return int(n.item())
 
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
         ok = torch.isfinite(loss).to(torch.float32)

@@ -17,7 +17,7 @@ from nextvid.io import atomic_write_text
 COLUMNS = (
     "step", "stage", "lr", "decoder_lr", "tau_draws", "frames", "batch_size",
     "loss", "flow", "align", "regression", "feature_std", "effective_rank",
-    "grad_norm", "clips_per_s", "elapsed_s",
+    "grad_norm", "clips_per_s", "skipped", "elapsed_s",
 )
 
 
