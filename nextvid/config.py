@@ -197,6 +197,7 @@ class LaunchConfig:
     qos: str = ""
     constraint: str = ""
     signal_delay_s: int = 120  # USR2 this long before the time limit: checkpoint and requeue
+    max_timeouts: int = 3  # requeues after a time limit before the job fails (preemptions do not count) [submitit]
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,27 @@ class Config:
 
     def stable_hash(self) -> str:
         """12 hex digits of sha256 over the canonical JSON: the same config always names the same run."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return _hash(self.to_dict())
+
+    def training_hash(self) -> str:
+        """The hash of what decides the trained weights: the config without where and how the run is
+        launched and logged (`launch`, worker count, logging, which checkpoints are kept). A run resumes
+        (and a live job is re-attached) only under the same training hash, so moving a run to another
+        partition or keeping more checkpoints does not orphan its progress."""
+        d = self.to_dict()
+        d.pop("launch")
+        d["data"].pop("num_workers")
+        for key in NON_TRAINING_KEYS:
+            d["train"].pop(key)
+        return _hash(d)
+
+
+NON_TRAINING_KEYS = ("log_every", "checkpoint_every", "keep_steps", "tensorboard")
+
+
+def _hash(d: dict) -> str:
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -77,12 +77,13 @@ def make_executor(cfg: Config, folder: Path, launcher: Launcher) -> submitit.Exe
     if launcher == "debug":
         return submitit.DebugExecutor(folder=folder)
     if launcher == "local":
-        ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=lc.timeout_min, gpus_per_node=lc.gpus_per_node if _has_gpu() else 0, tasks_per_node=1)
+        ex = submitit.LocalExecutor(folder=folder, max_num_timeout=lc.max_timeouts)
+        ex.update_parameters(timeout_min=lc.timeout_min, signal_delay_s=lc.signal_delay_s,
+                             gpus_per_node=lc.gpus_per_node if _has_gpu() else 0, tasks_per_node=1)
         return ex
-    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=lc.max_timeouts)
     params = dict(
-        name=f"nextvid-{cfg.stable_hash()}",
+        name=f"nextvid-{cfg.training_hash()}",
         nodes=lc.nodes,
         tasks_per_node=max(1, lc.gpus_per_node),
         gpus_per_node=lc.gpus_per_node,
@@ -119,7 +120,7 @@ def launch(cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait:
     folder = out / "submitit"
     record = _read_record(out)
     job = None
-    if record and record["config_hash"] == cfg.stable_hash() and record["launcher"] == launcher:
+    if record and record["config_hash"] == cfg.training_hash() and record["launcher"] == launcher:
         job = _reattach(record, folder)
     if job is None:
         executor = make_executor(cfg, folder, launcher)
@@ -130,7 +131,7 @@ def launch(cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait:
         record = {
             "job_id": str(job.job_id),
             "launcher": launcher,
-            "config_hash": cfg.stable_hash(),
+            "config_hash": cfg.training_hash(),
             "git_commit": commit,
             "submitted_at": time.time(),
             "folder": str(folder.resolve()),

@@ -339,3 +339,11 @@ def test_overrides_are_validated_together_not_one_by_one():
     assert cfg.target.kind == "vae" and cfg.target.vae_path == "/somewhere"
     with pytest.raises(ConfigError, match="target.vae_path"):
         load("nano", None, ["target.kind=vae"])
+
+
+def test_training_hash_ignores_launch_and_logging_but_not_training():
+    base = get_preset("nano")
+    moved = load("nano", None, ["launch.partition=gpu-long", "launch.timeout_min=60", "train.keep_steps=[10,20]", "data.num_workers=8", "train.log_every=1"])
+    assert moved.training_hash() == base.training_hash() and moved.stable_hash() != base.stable_hash()
+    for change in ("schedule.total_steps=41", "seed=1", "train.deterministic=true", "objective.ema_momentum=0.5"):
+        assert load("nano", None, [change]).training_hash() != base.training_hash(), change

@@ -146,7 +146,7 @@ class Trainer:
             "rng": ckpt.rng_state(),
             "skips": self._gathered_skips(),
             "config": self.cfg.to_dict(),
-            "config_hash": self.cfg.stable_hash(),
+            "config_hash": self.cfg.training_hash(),
             "provenance": ckpt.provenance(),
         }
 
@@ -155,9 +155,9 @@ class Trainer:
         if path is None:
             return
         state = ckpt.load(path, map_location=self.env.device)
-        if state["config_hash"] != self.cfg.stable_hash():
+        if state["config_hash"] != self.cfg.training_hash():
             raise ckpt.CheckpointError(
-                f"{path} was written by config {state['config_hash']}, this run's config is {self.cfg.stable_hash()}; "
+                f"{path} was written by config {state['config_hash']}, this run's config is {self.cfg.training_hash()}; "
                 "use a new output directory for a changed config"
             )
         unwrap(self.model).load_state_dict(state["model"])
@@ -227,7 +227,7 @@ class Trainer:
         if self.step < total:
             self.save_checkpoint()
             return {"steps": self.step, "complete": False}
-        summary = {"steps": total, "config_hash": cfg.stable_hash(), "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
+        summary = {"steps": total, "config_hash": cfg.training_hash(), "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
         if env.is_main:
             atomic_write_json(self.out / DONE, summary)
         return summary
