@@ -113,7 +113,7 @@ def _resolve_checkpoint(checkpoint: str, protocol: ProbeProtocol) -> tuple[Confi
     else:
         state = ckpt.load(checkpoint)
         cfg = from_dict(Config, state["config"])
-        record = {"path": str(checkpoint), "step": int(state["step"]), "sha256": sha256_file(checkpoint), "config_hash": cfg.stable_hash()}
+        record = {"path": str(checkpoint), "step": int(state["step"]), "sha256": sha256_file(checkpoint), "config_hash": cfg.training_hash()}
     record["pretrain_resolution"] = cfg.model.encoder.image_size
     if protocol.resolution % cfg.model.encoder.patch_size:
         raise ConfigError(f"resolution: {protocol.resolution} is not a multiple of the patch size {cfg.model.encoder.patch_size}")
