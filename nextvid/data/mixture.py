@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -143,3 +143,28 @@ def absolute_sources(sources: Sequence) -> list[dict]:
         shards = str(Path(s.shards).expanduser().resolve()) if s.shards else ""
         out.append({"name": s.name, "weight": s.weight, "manifest": str(manifest), "shards": shards})
     return out
+
+
+def cache_mixture(mixture: str | Path, out_dir: str | Path, *, step: int = 1, size: Optional[int] = None,
+                  backend: str = "auto", workers: int = 0, max_bad_fraction: float = 0.05) -> Path:
+    """Decode every source of a mixture once into a shard cache (nextvid.data.shards) and write
+    `out_dir/mixture.json`: the same sources and weights, each with its `shards`. Returns that path.
+
+    Pays where decoding is a real share of a training step; measured for the embedded default and
+    the tiny preset it is not (docs/data.md), so the workflow streams there."""
+    import json
+
+    from nextvid.data.shards import extract
+    from nextvid.io import atomic_write_json
+
+    out = Path(out_dir)
+    entries = []
+    for src in read_mixture(mixture):
+        extract(src["manifest"], out / src["name"], step=step, size=size, backend=backend, workers=workers,
+                max_bad_fraction=max_bad_fraction)
+        entries.append({**src, "shards": src["name"]})
+    spec = json.loads(Path(mixture).read_text())
+    spec.update(sources=entries, paths="shards relative to this file, manifests absolute",
+                cache={"step": step, "size": size})
+    atomic_write_json(out / "mixture.json", spec)
+    return out / "mixture.json"
