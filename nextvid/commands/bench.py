@@ -1,8 +1,8 @@
 """`nextvid bench <name>`: measure one part of the system and record the numbers.
 
-Benchmarks are sibling subcommands (data today; train, encoder, probe, paper can be added to
-BENCHMARKS). Each prints a table, writes its result with the environment to
-results/bench/<name>.json (atomically) and, with --json, prints the result as one JSON line last.
+Benchmarks are sibling subcommands, one module each, listed in BENCHMARKS. Each prints a table,
+writes its result with the environment to results/bench/<name>.json (atomically) and, with --json,
+prints the result as one JSON line last.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pathlib import Path
 # name -> (module in nextvid.bench, one-line help). A module exposes configure, measure and table.
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "data": ("nextvid.bench.data", "clips/s of raw decoding, streaming (decode + augment) and the uint8 shard cache"),
+    "train": ("nextvid.bench.train", "steps/s and MFU of a full training step, fp32 vs bf16 autocast"),
+    "encoder": ("nextvid.bench.encoder", "encoder forward+backward against timm's ViT of the same size"),
+    "paper": ("nextvid.bench.paper", "FLOPs of the paper's training run, the MFU its 146 h imply, our estimated hours"),
 }
 
 

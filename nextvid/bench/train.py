@@ -1,0 +1,286 @@
+"""`nextvid bench train`: steps/s and model FLOP utilisation (MFU) of a full NExT-Vid training step,
+fp32 against bf16 autocast, in one run.
+
+The step is the trainer's own `train_step`: encoder on the visible tokens of both mask views, EMA
+reference encoder on the full clip, predictor, flow decoder with the stage's tau draws, backward,
+gradient clipping, AdamW, EMA update. Model FLOPs are the forward and backward of that step counted
+with `torch.utils.flop_counter` (attention counted as the SDPA kernel runs it: dense, masked-out
+scores included). MFU = achieved FLOP/s / the FLOP/s of a large square matrix product timed in the
+same run, in the same dtype, on the same threads.
+
+Timing discipline (the machine is shared): the variants (fp32 step, bf16 step, fp32 and bf16 matrix
+products) are interleaved round by round, the order reversed every other round, and each figure is
+a median; every ratio therefore compares measurements taken under the same load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from typing import Callable
+
+DTYPES = ("fp32", "bf16")
+
+
+def configure(parser) -> None:
+    from nextvid.commands.common import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.set_defaults(preset="tiny")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per dtype and round (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default %(default)s)")
+    parser.add_argument("--step", type=int, default=0, help="schedule step whose stage sets batch, frames, tau draws (default %(default)s: warm-up, 4 draws)")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the stage's batch size")
+    add_timing_arguments(parser)
+
+
+def add_timing_arguments(parser, matmul: bool = True) -> None:
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default %(default)s: on 2 cores shared with other jobs, 2 threads "
+                             "spin against each other and run several times slower; see docs/performance.md)")
+    if matmul:
+        parser.add_argument("--matmul-size", type=int, default=2048, help="side of the reference square matrix product (default %(default)s)")
+    parser.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated subset of fp32,bf16 (default %(default)s)")
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def parse_dtypes(text: str) -> list[str]:
+    dtypes = [d.strip() for d in text.split(",") if d.strip()]
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad or not dtypes:
+        raise SystemExit(f"nextvid bench: --dtypes must be a subset of {','.join(DTYPES)}, got {text!r}")
+    return dtypes
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
+
+
+class threads:
+    """Context manager: run with `n` torch intra-op threads, restore the previous count afterwards."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        import torch
+
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.before)
+
+
+def cpu_flags() -> dict:
+    """The CPU's bf16 support: AVX512-BF16 (dot products) and AMX-BF16 (tiles) make bf16 matrix
+    products faster than fp32; without them bf16 is emulated and slower."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    model = None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return {"model": model, **{f: f in flags for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")}}
+
+
+def interleaved(variants: dict[str, Callable[[], None]], rounds: int, reps: dict[str, int]) -> dict[str, list[float]]:
+    """Seconds per call of every variant: each round times `reps[name]` calls of each variant, the
+    variant order reversed every other round, so a change of load hits every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn = variants[name]
+            for _ in range(reps[name]):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def matmul(dtype, n: int) -> Callable[[], None]:
+    """One n x n x n matrix product in `dtype` (2 n^3 FLOPs)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(dtype)
+    b = torch.randn(n, n, generator=g).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
+
+    def run() -> None:
+        torch.mm(a, b, out=out)
+
+    run()  # first call: allocation, oneDNN/MKL kernel selection
+    return run
+
+
+def matmul_reps(n: int) -> int:
+    """Products per round: about 3e10 FLOPs (a quarter of a second on one modern core in fp32)."""
+    return max(2, round(3e10 / (2 * n**3)))
+
+
+def flop_counter():
+    """FlopCounterMode that also counts the CPU flash-attention kernels (torch registers only the CUDA
+    SDPA kernels; on CPU, attention would be silently missing from the count). Model FLOPs, not
+    hardware FLOPs: the backward counts 4 products (torch's CUDA formula adds the flash kernel's
+    recomputation of the scores), so the count is the same whichever attention path runs."""
+    import torch
+    from torch.utils import flop_counter as fc
+
+    aten = torch.ops.aten
+
+    def fwd(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_flop_count(query, key, value)
+
+    def bwd(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return 2 * fc.sdpa_flop_count(query, key, value)
+
+    mapping = {}
+    for name, fn in (("_scaled_dot_product_flash_attention_for_cpu", fwd), ("_scaled_dot_product_flash_attention_for_cpu_backward", bwd)):
+        op = getattr(aten, name, None)
+        if op is not None:
+            mapping[op] = fn
+    return fc.FlopCounterMode(display=False, custom_mapping=mapping)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------- measure
+
+
+def setup_step(cfg, step: int, batch_size: int | None, seed: int = 0):
+    """A model, optimiser, clip batch, masks and noise seeds exactly as the trainer builds them."""
+    import torch
+
+    from nextvid.masking import MaskSampler
+    from nextvid.models.nextvid import build_model, mix_seed
+    from nextvid.train.schedule import plan
+
+    p = plan(cfg.schedule, step)
+    if batch_size:
+        p = dataclasses.replace(p, batch_size=batch_size)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    optimizer = torch.optim.AdamW(model.param_groups(cfg.schedule.weight_decay), lr=p.lr, betas=cfg.schedule.betas)
+    enc = cfg.model.encoder
+    g = torch.Generator().manual_seed(seed)
+    video = torch.rand(p.batch_size, enc.in_chans, p.frames, enc.image_size, enc.image_size, generator=g) * 2 - 1
+    masks = MaskSampler(cfg.masking, model.encoder.grid_hw, seed=cfg.seed)(p.batch_size, step)
+    seeds = [mix_seed(cfg.seed, i) for i in range(p.batch_size)]
+    return model, optimizer, video, masks, seeds, p
+
+
+def count_step_flops(model, video, masks, p, seeds) -> int:
+    """Forward + backward FLOPs of one training step (the optimiser and EMA are elementwise: not counted)."""
+    counter = flop_counter()
+    with counter:
+        out = model(video, masks, tau_draws=p.tau_draws, noise_seeds=seeds)
+        out["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def measure(args) -> dict:
+    from nextvid.commands.common import resolve_config
+    from nextvid.train.loop import train_step
+
+    cfg = resolve_config(args)
+    dtypes = parse_dtypes(args.dtypes)
+    load_before = load_average()
+    with threads(args.threads):
+        model, optimizer, video, masks, seeds, p = setup_step(cfg, args.step, args.batch_size)
+        flops = count_step_flops(model, video, masks, p, seeds)
+        configs = {d: dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, bf16=d == "bf16")) for d in dtypes}
+
+        def step_fn(c):
+            return lambda: train_step(model, optimizer, video, masks, p, c, seeds)
+
+        variants: dict[str, Callable[[], None]] = {}
+        reps: dict[str, int] = {}
+        for d in dtypes:
+            variants[f"step_{d}"] = step_fn(configs[d])
+            variants[f"matmul_{d}"] = matmul(torch_dtype(d), args.matmul_size)
+            reps[f"step_{d}"], reps[f"matmul_{d}"] = args.steps, matmul_reps(args.matmul_size)
+        for d in dtypes:  # warm-up: the first step allocates and selects kernels
+            variants[f"step_{d}"]()
+        times = interleaved(variants, args.rounds, reps)
+    mm_flops = 2 * args.matmul_size**3
+    result: dict = {
+        "preset": args.preset,
+        "config_hash": cfg.stable_hash(),
+        "batch_size": p.batch_size,
+        "frames": p.frames,
+        "image_size": cfg.model.encoder.image_size,
+        "tau_draws": p.tau_draws,
+        "visible_tokens_per_view": [int(m.shape[1]) for m in masks],
+        "flops_per_step": flops,
+        "flops_per_clip": flops / p.batch_size,
+        "threads": args.threads,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "matmul_size": args.matmul_size,
+        "cpu": cpu_flags(),
+        "load_average": {"before": load_before, "after": load_average()},
+    }
+    for d in dtypes:
+        step_s = median(times[f"step_{d}"])
+        mm_rate = mm_flops / median(times[f"matmul_{d}"])
+        result[d] = {
+            "step_s": step_s,
+            "step_s_all": times[f"step_{d}"],
+            "steps_per_s": 1 / step_s,
+            "clips_per_s": p.batch_size / step_s,
+            "achieved_flops_per_s": flops / step_s,
+            "matmul_flops_per_s": mm_rate,
+        }
+        result[f"mfu_{d}"] = flops / step_s / mm_rate
+    if "fp32" in dtypes and "bf16" in dtypes:
+        result["bf16_speedup"] = result["fp32"]["step_s"] / result["bf16"]["step_s"]
+        result["bf16_matmul_speedup"] = result["bf16"]["matmul_flops_per_s"] / result["fp32"]["matmul_flops_per_s"]
+    return result
+
+
+def table(result: dict) -> str:
+    dtypes = [d for d in DTYPES if d in result]
+    lines = [
+        f"training step, preset {result['preset']}: batch {result['batch_size']}, {result['frames']} frames at "
+        f"{result['image_size']}px, {result['tau_draws']} tau draws, visible tokens per view {result['visible_tokens_per_view']}",
+        f"model FLOPs per step {result['flops_per_step'] / 1e9:.1f} G; {result['threads']} thread(s); medians of "
+        f"{result['rounds']} interleaved rounds x {result['steps']} steps; load average {result['load_average']}",
+        f"{'dtype':<6} {'step s':>8} {'steps/s':>8} {'clips/s':>8} {'GFLOP/s':>8} {'matmul GFLOP/s':>15} {'MFU':>6}",
+    ]
+    for d in dtypes:
+        r = result[d]
+        lines.append(f"{d:<6} {r['step_s']:>8.3f} {r['steps_per_s']:>8.3f} {r['clips_per_s']:>8.2f} "
+                     f"{r['achieved_flops_per_s'] / 1e9:>8.1f} {r['matmul_flops_per_s'] / 1e9:>15.1f} {result[f'mfu_{d}']:>6.1%}")
+    if "bf16_speedup" in result:
+        lines.append(f"bf16 speedup {result['bf16_speedup']:.2f}x (matrix product alone {result['bf16_matmul_speedup']:.2f}x); "
+                     f"CPU {result['cpu']['model']}: avx512_bf16={result['cpu']['avx512_bf16']} amx_bf16={result['cpu']['amx_bf16']}")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""`nextvid bench train | encoder | paper` run end to end on the nano preset and report their keys.
+Benchmarks are not tests: nothing here asserts a time or a ratio's size, only that the numbers are
+there, consistent with each other and written where promised."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nextvid.bench.train import count_step_flops, flop_counter, setup_step
+from nextvid.cli import main
+from nextvid.presets import get_preset
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
+
+
+def run_bench(argv: list[str], out, capsys) -> dict:
+    rc = main(["bench", *argv, "--out", str(out), "--json"])
+    assert rc == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(printed[-1])  # the result, one JSON line, last
+    assert result == json.loads(out.read_text())
+    assert len(printed) > 2  # a table came first
+    return result
+
+
+def test_bench_train_reports_mfu_and_bf16_speedup(tmp_path, capsys):
+    r = run_bench(["train", "--preset", "nano", "--steps", "1", "--rounds", "2", "--matmul-size", "256"], tmp_path / "train.json", capsys)
+    assert r["benchmark"] == "train" and r["preset"] == "nano" and r["threads"] == 1
+    for d in ("fp32", "bf16"):
+        assert 0 < r[f"mfu_{d}"] == pytest.approx(r["flops_per_step"] / r[d]["step_s"] / r[d]["matmul_flops_per_s"])
+        assert len(r[d]["step_s_all"]) == 2 and r[d]["clips_per_s"] == pytest.approx(r["batch_size"] * r[d]["steps_per_s"])
+    assert r["bf16_speedup"] == pytest.approx(r["fp32"]["step_s"] / r["bf16"]["step_s"])
+    assert r["flops_per_step"] > 0 and r["environment"]["cpus"] >= 1 and "avx512_bf16" in r["cpu"]
+
+
+def test_bench_train_counts_attention_flops():
+    """torch's flop_counter knows only the CUDA SDPA kernels; ours adds the CPU flash kernels, so the
+    count on CPU equals the meta-device count (where SDPA decomposes into counted matrix products)."""
+    cfg = get_preset("nano")
+    model, _, video, masks, seeds, p = setup_step(cfg, step=0, batch_size=2)
+    cpu = count_step_flops(model, video, masks, p, seeds)
+    q = torch.randn(2, 3, 16, 8, requires_grad=True)
+    counter = flop_counter()
+    with counter:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q).sum().backward()
+    assert counter.get_total_flops() == 3 * 2 * (2 * 2 * 3 * 16 * 16 * 8)  # forward 2 products, backward 4 (model FLOPs)
+    with torch.device("meta"):
+        meta_model = type(model)(cfg)
+    meta = count_step_flops(meta_model, video.to("meta"), [m.to("meta") for m in masks], p, None)
+    assert cpu == meta
+
+
+def test_bench_encoder_reports_ratio_vs_timm(tmp_path, capsys):
+    r = run_bench(["encoder", "--preset", "nano", "--reps", "1", "--rounds", "1"], tmp_path / "encoder.json", capsys)
+    assert r["tokens"] == 3 * 16 and r["width"] == 64
+    assert r["ratio_vs_timm"] == pytest.approx(r["fp32"]["timm"]["s"] / r["fp32"]["ours"]["s"])
+    assert r["ratio_vs_timm_bf16"] > 0 and r["causal_mask_cost"] > 0
+    # timm's twin differs only by its absolute position embedding
+    assert r["params_timm"] - r["params_ours"] == r["tokens"] * r["width"]
+
+
+def test_bench_paper_reports_implied_mfu_and_our_hours(tmp_path, capsys):
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps({"mfu_bf16": 0.25, "preset": "nano"}))
+    r = run_bench(["paper", "--presets", "nano", "--train-result", str(train)], tmp_path / "paper.json", capsys)
+    run = r["runs"]["nano"]
+    assert [s["stage"] for s in run["stages"]] == ["warmup", "stable1", "stable2", "cooldown"]
+    assert sum(s["steps"] for s in run["stages"]) == run["total_steps"]
+    assert run["total_flops"] == sum(s["steps"] * s["flops_per_step"] for s in run["stages"])
+    # more tau draws and more frames cost more per clip
+    warmup, stable2, cooldown = run["stages"][0], run["stages"][2], run["stages"][3]
+    assert warmup["flops_per_clip"] > stable2["flops_per_clip"] and cooldown["flops_per_clip"] > stable2["flops_per_clip"]
+    rate, mfu = r["h100_bf16_flops_per_s"], r["our_mfu_bf16"]
+    assert mfu == 0.25 and "H100" in r["h100_rate_source"]
+    assert r["paper_implied_mfu"]["nano"] == pytest.approx(run["total_flops"] / (146 * 3600 * 96 * rate))
+    assert r["our_hours_estimate"]["nano"] == pytest.approx(run["total_flops"] / (96 * rate * mfu) / 3600)
+    # without a train result the command says what to run
+    with pytest.raises(SystemExit, match="nextvid bench train"):
+        main(["bench", "paper", "--presets", "nano", "--train-result", str(tmp_path / "missing.json"), "--out", str(tmp_path / "p.json")])
