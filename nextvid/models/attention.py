@@ -1,5 +1,7 @@
 """What timm lacks: attention masks built from per-token frame indices, and a cross-attention block
-with RoPE. Self-attention blocks come from timm (`EvaBlock` with `AttentionRope`).
+with RoPE. Self-attention blocks are timm's (`EvaBlock`, `AttentionRope`: their parameters, init and
+pre-norm layout) with our forward (`RopeAttention`), which applies RoPE as one complex multiplication
+(`rope.apply_rope`; docs/performance.md).
 
 Masks are boolean (True = may attend), built vectorised from frame ids in one comparison, so the
 same code serves the encoder (visible tokens only), the predictor and the decoder.
@@ -11,8 +13,12 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, apply_rot_embed_cat
+from timm.layers import DropPath, Mlp
+from timm.layers.attention import AttentionRope
+from timm.models.eva import EvaBlock
 from torch import nn
+
+from nextvid.models.rope import apply_rope
 
 
 def frame_causal_mask(frames_q: torch.Tensor, frames_k: torch.Tensor) -> torch.Tensor:
@@ -30,6 +36,44 @@ def as_head_mask(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     if mask is None or mask.dim() == 2:
         return mask
     return mask.unsqueeze(1)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None, fused: bool = True) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) tensors; mask: boolean (N, M) or (B, N, M), True = may
+    attend. Fused SDPA unless `fused` is off (timm's `set_fused_attn(False)`): then the explicit path."""
+    mask = as_head_mask(mask)
+    if fused:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
+
+
+class RopeAttention(AttentionRope):
+    """timm's `AttentionRope` (same parameters and init) with our forward: RoPE by `apply_rope` on the
+    complex form from `Rope3D.cis`, then `attention`. No prefix tokens, no q/k norm, no gate."""
+
+    def forward(self, x, rope: Optional[torch.Tensor] = None, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if rope is not None:
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
+        out = attention(q, k, v, attn_mask, fused=self.fused_attn)
+        return self.proj(out.transpose(1, 2).reshape(B, N, self.attn_dim))
+
+
+class RopeBlock(EvaBlock):
+    """timm's pre-norm `EvaBlock(attn_type="rope")` whose attention runs `RopeAttention.forward`.
+    The class of the built attention module is switched rather than the module rebuilt, so the
+    parameters, their init and the random stream are exactly timm's."""
+
+    def __init__(self, dim: int, heads: int, **kwargs):
+        super().__init__(dim, heads, num_prefix_tokens=0, attn_type="rope", **kwargs)
+        a = self.attn
+        if type(a) is not AttentionRope or a.qkv is None or a.gate is not None or not all(isinstance(m, nn.Identity) for m in (a.q_norm, a.k_norm, a.norm)):
+            raise TypeError("RopeBlock supports timm's plain AttentionRope only (no q/k norm, no gate)")
+        self.attn.__class__ = RopeAttention
 
 
 class CrossAttention(nn.Module):
@@ -56,9 +100,8 @@ class CrossAttention(nn.Module):
         q = self.q(x).view(B, N, self.heads, self.head_dim).transpose(1, 2)
         k, v = self.kv(context).view(B, M, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rope_q is not None:
-            q = apply_rot_embed_cat(q, rope_q).type_as(v)
-            k = apply_rot_embed_cat(k, rope_k).type_as(v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=as_head_mask(attn_mask))
+            q, k = apply_rope(q, rope_q), apply_rope(k, rope_k)
+        out = attention(q, k, v, attn_mask)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 

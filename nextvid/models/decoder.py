@@ -14,11 +14,10 @@ from typing import Optional, Sequence
 
 import torch
 from timm.layers import Mlp
-from timm.layers.attention import AttentionRope
 from torch import nn
 
 from nextvid.config import DecoderConfig
-from nextvid.models.attention import frame_causal_mask
+from nextvid.models.attention import RopeAttention, frame_causal_mask
 from nextvid.models.encoder import init_vit_weights
 from nextvid.models.rope import Rope3D
 
@@ -51,7 +50,7 @@ class DiTBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.attn = AttentionRope(dim, heads, qkv_bias=True, num_prefix_tokens=0)
+        self.attn = RopeAttention(dim, heads, qkv_bias=True, num_prefix_tokens=0)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=lambda: nn.GELU(approximate="tanh"))
         self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
@@ -106,7 +105,7 @@ class FlowDecoder(nn.Module):
             x, positions = x.reshape(B, F * P, -1), positions.reshape(B, F * P, 3)
             # one tau per frame: modulate every token with its own frame's timestep embedding
             c = self.t_embed(tau.reshape(B * F)).reshape(B, F, 1, -1).expand(B, F, P, -1).reshape(B, F * P, -1)
-        rope = self.rope(positions)
+        rope = self.rope.cis(positions)
         for block in self.blocks:
             x = block(x, c, rope, mask)
         return self.final(x, c).reshape(B, F, P, -1)

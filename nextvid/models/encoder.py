@@ -8,11 +8,10 @@ from typing import Optional, Sequence
 
 import torch
 from timm.layers import calculate_drop_path_rates, trunc_normal_
-from timm.models.eva import EvaBlock
 from torch import nn
 
 from nextvid.config import EncoderConfig
-from nextvid.models.attention import frame_causal_mask
+from nextvid.models.attention import RopeBlock, frame_causal_mask
 from nextvid.models.rope import Rope3D
 
 
@@ -44,15 +43,7 @@ class Encoder(nn.Module):
         self.rope = Rope3D(cfg.width // cfg.heads, cfg.rope_base)
         rates = calculate_drop_path_rates(cfg.drop_path, cfg.depth)
         self.blocks = nn.ModuleList(
-            EvaBlock(
-                cfg.width,
-                cfg.heads,
-                qkv_bias=True,
-                mlp_ratio=timm_mlp_ratio(cfg.width, cfg.mlp_ratio),
-                num_prefix_tokens=0,
-                attn_type="rope",
-                drop_path=rate,
-            )
+            RopeBlock(cfg.width, cfg.heads, qkv_bias=True, mlp_ratio=timm_mlp_ratio(cfg.width, cfg.mlp_ratio), drop_path=rate)
             for rate in rates
         )
         self.norm = nn.LayerNorm(cfg.width, eps=1e-6)
@@ -91,7 +82,7 @@ class Encoder(nn.Module):
         if keep is not None:
             x = torch.gather(x, 2, keep[:, None, :, None].expand(B, Tp, keep.shape[1], D))
         x = x.reshape(B, -1, D)
-        rope = self.rope(positions)
+        rope = self.rope.cis(positions)
         causal = self.cfg.causal if causal is None else causal
         mask = frame_causal_mask(positions[0, :, 0], positions[0, :, 0]) if causal else None
         outputs = []

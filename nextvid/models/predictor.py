@@ -14,11 +14,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from timm.models.eva import EvaBlock
 from torch import nn
 
 from nextvid.config import PredictorConfig
-from nextvid.models.attention import CrossAttentionBlock, autoregressive_mask, frame_causal_mask
+from nextvid.models.attention import CrossAttentionBlock, RopeBlock, autoregressive_mask, frame_causal_mask
 from nextvid.models.encoder import init_vit_weights, timm_mlp_ratio
 from nextvid.models.rope import Rope3D
 
@@ -46,7 +45,7 @@ class IsolatedPredictor(_PredictorBase):
         Frame ids are position[..., 0]; they are identical across the batch."""
         ctx = self.context_proj(context)
         q = self.query.expand(query_pos.shape[0], query_pos.shape[1], -1)
-        rope_q, rope_k = self.rope(query_pos), self.rope(context_pos)
+        rope_q, rope_k = self.rope.cis(query_pos), self.rope.cis(context_pos)
         mask = autoregressive_mask(query_pos[0, :, 0], context_pos[0, :, 0])
         for block in self.blocks:
             q = block(q, ctx, rope_q, rope_k, mask)
@@ -65,7 +64,7 @@ class JointPredictor(_PredictorBase):
         super().__init__(cfg, in_dim, out_dim, rope_base)
         self.rule = rule
         self.blocks = nn.ModuleList(
-            EvaBlock(cfg.width, cfg.heads, mlp_ratio=timm_mlp_ratio(cfg.width, cfg.mlp_ratio), num_prefix_tokens=0, attn_type="rope")
+            RopeBlock(cfg.width, cfg.heads, mlp_ratio=timm_mlp_ratio(cfg.width, cfg.mlp_ratio))
             for _ in range(cfg.depth)
         )
         self.apply(init_vit_weights)
@@ -84,7 +83,7 @@ class JointPredictor(_PredictorBase):
         ctx = self.context_proj(context)
         q = self.query.expand(query_pos.shape[0], query_pos.shape[1], -1)
         x = torch.cat([ctx, q], dim=1)
-        rope = self.rope(torch.cat([context_pos, query_pos], dim=1))
+        rope = self.rope.cis(torch.cat([context_pos, query_pos], dim=1))
         mask = self.attention_mask(context_pos[0, :, 0], query_pos[0, :, 0])
         for block in self.blocks:
             x = block(x, rope=rope, attn_mask=mask)

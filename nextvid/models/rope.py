@@ -1,8 +1,11 @@
 """3D rotary position embedding [ours, following V-JEPA 2]: the head dimension is split in three equal
 even parts for (t, h, w), base 10000, the remainder left unrotated.
 
-Produces the concatenated (sin, cos) layout that `timm.layers.apply_rot_embed_cat` consumes with
-timm's interleaved rotation, so timm's `AttentionRope` applies it unchanged.
+`Rope3D.cis` gives the rotation as unit complex numbers, one per interleaved channel pair, and
+`apply_rope` rotates with one complex multiplication (forward and backward are one kernel each, about
+4x faster than timm's slice-negate-stack rotation on CPU; docs/performance.md). `Rope3D.forward` still
+produces timm's concatenated (sin, cos) layout for `timm.layers.apply_rot_embed_cat`: the same
+rotation, used to check this one.
 """
 
 from __future__ import annotations
@@ -37,6 +40,21 @@ class Rope3D(nn.Module):
             sin = torch.cat([sin, sin.new_zeros(pad)], dim=-1)
             cos = torch.cat([cos, cos.new_ones(pad)], dim=-1)
         return torch.cat([sin, cos], dim=-1).unsqueeze(-3)
+
+    def cis(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions (..., N, 3) -> (..., 1, N, head_dim / 2) complex64: exp(i * angle) per channel pair,
+        1 for the unrotated remainder; broadcasts over heads."""
+        angles = (positions.to(self.inv_freq.dtype)[..., None] * self.inv_freq).flatten(-2)  # (..., N, 3*part/2)
+        if self.unrotated:
+            angles = torch.cat([angles, angles.new_zeros(angles.shape[:-1] + (self.unrotated // 2,))], dim=-1)
+        return torch.polar(torch.ones_like(angles), angles).unsqueeze(-3)
+
+
+def apply_rope(x: torch.Tensor, cis: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved channel pairs (x0, x1) of x (..., N, head_dim) by `cis` (Rope3D.cis): the pair
+    as the complex number x0 + i x1 times exp(i * angle). Computed in fp32, returned in x's dtype."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * cis).flatten(-2).to(x.dtype)
 
 
 def grid_positions(frames: int, height: int, width: int, device=None) -> torch.Tensor:
