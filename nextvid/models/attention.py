@@ -1,10 +1,13 @@
-"""What timm lacks: attention masks built from per-token frame indices, and a cross-attention block
-with RoPE. Self-attention blocks are timm's (`EvaBlock`, `AttentionRope`: their parameters, init and
-pre-norm layout) with our forward (`RopeAttention`), which applies RoPE as one complex multiplication
-(`rope.apply_rope`; docs/performance.md).
+"""What timm lacks: attention masks built from per-token frame indices, a cross-attention block with
+RoPE, and the attention kernel choice. Self-attention blocks are timm's (`EvaBlock`, `AttentionRope`:
+their parameters, init and pre-norm layout) with our forward (`RopeAttention`).
 
 Masks are boolean (True = may attend), built vectorised from frame ids in one comparison, so the
 same code serves the encoder (visible tokens only), the predictor and the decoder.
+
+Speed (docs/performance.md): RoPE is one complex multiplication (`rope.apply_rope`), and bf16 on CPU
+takes the explicit matmul-softmax-matmul path, because PyTorch's CPU flash-attention backward in bf16
+is several times slower than in fp32 on our shapes; fp32 and CUDA use fused SDPA.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ def as_head_mask(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None, fused: bool = True) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) tensors; mask: boolean (N, M) or (B, N, M), True = may
-    attend. Fused SDPA unless `fused` is off (timm's `set_fused_attn(False)`): then the explicit path."""
+    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) tensors; mask: boolean (N, M) or (B, N, M), True = may attend.
+
+    Fused SDPA, except for bf16 on CPU (and when `fused` is off, e.g. timm's `set_fused_attn(False)`):
+    there the explicit path runs the two products as bf16 batched matrix products and the softmax
+    with fp32 accumulation, where the CPU flash kernel's bf16 backward is 3-6x slower than this."""
     mask = as_head_mask(mask)
-    if fused:
+    if fused and not (q.device.type == "cpu" and q.dtype == torch.bfloat16):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
     if mask is not None:
