@@ -155,12 +155,12 @@ class EvalClips(_ClipDataset):
     """`segments` x `views` deterministic clips per sample, (S*V, C, T, H, W), segment-major."""
 
     def __init__(self, source: Source, spec: ClipSpec, size: int, segments: int = 1, views: int = 1,
-                 augment: Optional[RandomResizedCropFlip] = None, seed: int = 0, epoch: int = 0):
+                 augment: Optional[RandomResizedCropFlip] = None, seed: int = 0, epoch: int = 0, short_side: int = 0):
         super().__init__(source, spec, seed, epoch)
         if augment is not None and views != 1:
             raise ValueError("augmented clips take one random crop per segment: views must be 1")
         self.segments, self.views, self.augment = segments, views, augment
-        self.spatial = SpatialViews(size, views)
+        self.spatial = SpatialViews(size, views, short_side)  # short_side: resize before cropping (0: size)
 
     def __getitem__(self, i: int) -> dict:
         import torch

@@ -117,14 +117,20 @@ def view_origins(height: int, width: int, size: int, views: int) -> list[tuple[i
 
 @dataclass(frozen=True)
 class SpatialViews:
-    """Deterministic evaluation views: short side resized to `size`, then `views` crops."""
+    """Deterministic evaluation views: short side resized to `short_side` (0: `size`), then `views`
+    crops of size x size (V-JEPA's single-view evaluation resizes to size * 256/224 first)."""
 
     size: int
     views: int = 1
+    short_side: int = 0
+
+    def __post_init__(self) -> None:
+        if self.short_side and self.short_side < self.size:
+            raise ValueError(f"short_side {self.short_side} < size {self.size}: the crops would not fit")
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (V, C, T, size, size) float."""
-        x = resize_short_side(as_tchw(frames), self.size)
+        x = resize_short_side(as_tchw(frames), self.short_side or self.size)
         crops = [x[..., t:t + self.size, l:l + self.size] for t, l in view_origins(x.shape[-2], x.shape[-1], self.size, self.views)]
         return torch.stack([to_model(c) for c in crops])
 
