@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nextvid.data.badinput import BadInputError, bad_marker
 from nextvid.probe.encoders import TokenSource
 
 
@@ -28,7 +29,23 @@ class TokenClips:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
         x = torch.randn(self.segments * self.views, self.tokens, self.dim, generator=g)
         x[:, : self.tokens // 4] += self.means[self.labels[i]]
-        return {"video": x[..., None, None], "label": self.labels[i], "index": 1000 + i}
+        return {"video": x[..., None, None], "label": self.labels[i], "index": i}
+
+
+class WithBad:
+    """A clip set whose samples at `bad` positions cannot be read (markers, as the data layer gives)."""
+
+    def __init__(self, clips, bad: set[int]):
+        self.clips, self.bad = clips, set(bad)
+        self.segments, self.views, self.labels = clips.segments, clips.views, clips.labels
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        if i in self.bad:
+            return bad_marker(i, BadInputError(f"sample_{i}.mp4", "decode_error", "synthetic"))
+        return self.clips[i]
 
 
 class Identity(nn.Module):

@@ -1,6 +1,7 @@
 """The attentive probe: protocol config, the head grid's fast path, exact evaluation (each sample
 once, per-sample view averaging, order/batch invariance), held-out selection without val
-information, cached = recomputed features, and accuracy on a separable synthetic task."""
+information, cached = recomputed features, bad samples skipped and counted, and accuracy on a
+separable synthetic task."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from nextvid.probe.protocol import PROTOCOLS, get_protocol, layer_indices, load_
 from nextvid.probe.run import ProbeData, run_probe
 
 sys.path.insert(0, str(Path(__file__).parent))
-from probe_synthetic import Identity, TokenClips, token_source  # noqa: E402
+from probe_synthetic import Identity, TokenClips, WithBad, token_source  # noqa: E402
 
 FAST = ["heads=4", "epochs=6", "batch_size=32", "warmup_epochs=0.5", "grid.lr=[0.01, 0.001]", "grid.weight_decay=[0.01, 0.1]"]
 
@@ -62,7 +63,7 @@ def test_paper_protocols_match_table10():
         assert load_protocol(name) == p and p.heads >= 1
     embedded = [get_protocol(n) for n in ("images", "appearance", "motion", "motion_sequence")]
     assert all(p.resolution == 128 and not p.augment for p in embedded)
-    assert get_protocol("motion_sequence").layers == 4
+    assert get_protocol("motion_sequence").layers == 2 and get_protocol("diving48").layers == 4
 
 
 def test_layer_indices_evenly_spaced_last_included():
@@ -172,7 +173,7 @@ def test_val_order_and_batch_size_do_not_change_the_result(tmp_path):
 def test_each_sample_counted_once_per_sample_means(tmp_path):
     clips = TokenClips(11, 3, seed=7)
     store = _store(tmp_path, clips)
-    assert len(store) == 11 and sorted(store.indices.tolist()) == list(range(1000, 1011))
+    assert len(store) == 11 and sorted(store.indices.tolist()) == list(range(11))
     probs = torch.zeros(1, 11, 3)
     probs[0, torch.arange(11), store.labels] = 1.0  # all right ...
     probs[0, 10] = torch.tensor([1.0, 0, 0]) if store.labels[10] != 0 else torch.tensor([0, 1.0, 0])  # ... but the last
@@ -218,6 +219,36 @@ def test_cached_and_recomputed_features_give_identical_metrics(tmp_path):
     live = synthetic_run(tmp_path / "b", cache_train=False)
     assert live["features"]["train"] == "recomputed every epoch"
     assert cached["results"] == live["results"] and cached["heads"] == live["heads"]
+
+
+def test_bad_samples_are_skipped_counted_and_limited(tmp_path):
+    from nextvid.data.badinput import TooManyBadInputs
+    from nextvid.probe.features import FeatureStore
+
+    protocol = load_protocol("motion", overrides=FAST + ["max_bad_fraction=0.06"])
+    bad_train = {3, 50, 51, 77}
+    train = WithBad(TokenClips(120, 4, segments=2, seed=1), bad_train)
+    val = WithBad(TokenClips(37, 4, segments=2, seed=2), {0, 36})
+    data = ProbeData(lambda epoch: train, val, num_classes=4)
+    cached = run_probe(token_source(), protocol, data, tmp_path / "a")
+    live = run_probe(token_source(), protocol, data, tmp_path / "b", cache_train=False)
+    assert cached["results"] == live["results"] and cached["heads"] == live["heads"]  # the same samples drop out
+    _, held = fit.holdout_split(train.labels, protocol.holdout_fraction, protocol.seed)
+    d = cached["data"]
+    assert (d["num_train"], d["num_val"], d["num_heldout"]) == (116, 35, len(set(held) - bad_train))
+    assert d["skipped"] == {"train": 4, "val": 2}  # held-out rows come from the cached training features
+    assert live["data"]["skipped"] == {"train": 4, "val": 2, "heldout": len(set(held) & bad_train)}
+    assert cached["skipped"]["val"]["counts"] == {"decode_error": 2}
+    assert sorted(r["index"] for r in cached["skipped"]["train"]["records"]) == sorted(bad_train)
+    assert live["skipped"]["train"]["bad_per_epoch"] == [4] * protocol.epochs
+    store = FeatureStore(tmp_path / "a" / "features" / "val")  # every good val sample exactly once
+    assert sorted(store.indices.tolist()) == list(range(1, 36)) and len(store) == 35
+    rerun = run_probe(token_source(), protocol, data, tmp_path / "a")  # reused stores keep their skip logs
+    assert rerun["data"]["skipped"] == d["skipped"] and rerun["results"] == cached["results"]
+    with pytest.raises(TooManyBadInputs, match="val: 3 of 37 samples are bad"):
+        run_probe(token_source(), protocol, ProbeData(lambda epoch: train, WithBad(val.clips, {0, 1, 2}), 4), tmp_path / "c")
+    with pytest.raises(TooManyBadInputs, match="val: 2 of 37"):  # a reused store is checked against the current limit
+        run_probe(token_source(), load_protocol("motion", overrides=FAST + ["max_bad_fraction=0.02"]), data, tmp_path / "a")
 
 
 def test_heldout_selection_uses_no_val_information(tmp_path):

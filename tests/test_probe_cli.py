@@ -1,6 +1,7 @@
 """`nextvid probe` end to end: a nano checkpoint in the trainer's format, tiny H.264 videos written
 with PyAV, manifests; the command writes a complete metrics.json. Plus the reference rows
-(random:PRESET, pixels) and the clip geometry of the manifest reader."""
+(random:PRESET, pixels), the clip sets (the data layer's EvalClips with V-JEPA's eval geometry),
+bad input skipped and counted, and `nextvid bench probe`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from nextvid.cli import main
 from nextvid.data.manifest import Sample, write_manifest
 from nextvid.models.nextvid import build_model
 from nextvid.presets import get_preset
-from nextvid.probe.clips import segment_indices, spatial_views
 from nextvid.train import checkpoint as ckpt
 
 SIZE, FRAMES = 64, 12
@@ -115,14 +115,30 @@ def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, extra, message):
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_clip_geometry():
-    assert segment_indices(100, 4, 2, 1) == [[46, 48, 50, 52]]  # one segment: centred
-    assert segment_indices(100, 4, 2, 2) == [[0, 2, 4, 6], [93, 95, 97, 99]]  # first and last
-    assert segment_indices(5, 4, 2, 1) == [[0, 2, 4, 4]]  # short video: the last frame repeats
-    video = torch.arange(2 * 48 * 96, dtype=torch.float32).view(1, 2, 48, 96)
-    views = spatial_views(video, 32, 3)
-    assert [v.shape for v in views] == [(1, 2, 32, 32)] * 3
-    assert views[0][0, 0, 0, 0] < views[1][0, 0, 0, 0] < views[2][0, 0, 0, 0]  # left, centre, right
+def test_clip_sets_are_the_data_layers_eval_clips(bench_dir):
+    from nextvid.data.datasets import EvalClips
+    from nextvid.data.sampling import ClipSpec, segment_clips
+    from nextvid.data.transforms import SpatialViews
+    from nextvid.data.video import open_frames
+    from nextvid.probe.data import probe_data
+    from nextvid.probe.protocol import load_protocol
+
+    manifests = [f"train_manifest={bench_dir / 'train.tsv'}", f"val_manifest={bench_dir / 'val.tsv'}", "resolution=64", "frames=4"]
+    data = probe_data(load_protocol("motion", overrides=manifests + ["views=3"]))
+    train, val, heldout = data.train_clips(0), data.val_clips, data.heldout_clips
+    assert all(isinstance(c, EvalClips) for c in (train, val, heldout)) and data.train_clips(1) is train
+    assert (train.segments, train.views, val.views, heldout.views) == (2, 1, 3, 3)
+    # one view: short side to 64 * 256/224 = 73, centre crop [V-JEPA]; three views: short side 64
+    assert (train.spatial.short_side, val.spatial.short_side) == (73, 64)
+    item = val[1]
+    assert item["video"].shape == (6, 3, 4, 64, 64) and item["index"] == 1 and item["label"] == 1
+    reader = open_frames(bench_dir / "videos" / "val_1.mp4")
+    idx = segment_clips(reader.num_frames, ClipSpec(4, frame_step=2), reader.fps, 2)
+    torch.testing.assert_close(train[0]["video"][1], SpatialViews(64, 1, 73)(open_frames(bench_dir / "videos" / "train_0.mp4").get(idx[1]))[0])
+    torch.testing.assert_close(item["video"][3:], SpatialViews(64, 3)(reader.get(idx[1])))  # segment 1, views 0..2
+    augmented = probe_data(load_protocol("motion", overrides=manifests + ["augment=true"]))
+    assert augmented.train_clips(0).augment is not None and augmented.train_clips(0).epoch == 0 and augmented.train_clips(3).epoch == 3
+    assert not torch.equal(augmented.train_clips(0)[0]["video"], augmented.train_clips(1)[0]["video"])  # a new crop per epoch
 
 
 def test_token_sources_record_what_is_probed(tmp_path):
@@ -143,23 +159,19 @@ def test_token_sources_record_what_is_probed(tmp_path):
     torch.testing.assert_close(a, b)  # random:PRESET is seeded
 
 
-def test_bench_probe_entry_point(bench_dir, tmp_path, capsys):
-    import argparse
-
-    from nextvid.probe.bench import configure_bench, run_bench
-
-    parser = argparse.ArgumentParser()
-    configure_bench(parser)
-    args = parser.parse_args([
-        "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path / "probe.json"), "--json",
-        "--train-manifest", str(bench_dir / "train.tsv"), "--val-manifest", str(bench_dir / "val.tsv"),
+def test_bench_probe_command(bench_dir, tmp_path, capsys):
+    assert main([
+        "bench", "probe", "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path / "probe.json"), "--json",
+        "--train-manifest", str(bench_dir / "train.tsv"), "--val-manifest", str(bench_dir / "val.tsv"), "--work-dir", str(tmp_path),
         "--set", "resolution=64", "--set", "frames=4", "--set", "epochs=2", "--set", "batch_size=8", "--extract-batch", "1",
-    ])
-    assert run_bench(args) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
     assert result == json.loads((tmp_path / "probe.json").read_text())
+    assert result["benchmark"] == "probe" and result["probe_benchmark"] == "motion"
     assert result["heads"] == 6 and result["accuracy_delta"] == 0.0 and result["speedup"] > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe.json"]
+    assert any(line.startswith("speedup") for line in out)  # the table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe.json"]  # the two runs' features are removed
 
 
 def test_augmenting_protocol_recomputes_training_features(bench_dir, tmp_path):
@@ -168,11 +180,16 @@ def test_augmenting_protocol_recomputes_training_features(bench_dir, tmp_path):
     assert m["clips"]["train_augmentation"].startswith("random resized crop") and m["features"]["heldout"].startswith("cached")
 
 
-def test_unreadable_sample_stops_the_probe(bench_dir, tmp_path, capsys):
+def test_bad_samples_are_skipped_and_counted_then_stop_the_probe(bench_dir, tmp_path, capsys):
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
-    write_manifest(tmp_path / "val.tsv", [Sample(str(bench_dir / "videos" / "val_0.mp4"), 0), Sample("videos/broken.mp4", 1)], {"right": 0, "left": 1})
+    good = [Sample(str(bench_dir / "videos" / f"val_{i}.mp4"), i % 2) for i in range(7)]
+    write_manifest(tmp_path / "val.tsv", good + [Sample("videos/broken.mp4", 1), Sample("videos/missing.mp4", 0)], {"right": 0, "left": 1})
+    m = probe(bench_dir, tmp_path / "ok", "--checkpoint", "random:nano", "--val-manifest", str(tmp_path / "val.tsv"), "--set", "max_bad_fraction=0.25")
+    assert m["data"]["num_val"] == 7 and m["data"]["skipped"]["val"] == 2 and m["skipped"]["val"]["counts"] == {"missing_file": 1, "unreadable": 1}
+    assert sorted(r["index"] for r in m["skipped"]["val"]["records"]) == [7, 8]
     args = ["probe", "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path / "o"),
             "--train-manifest", str(bench_dir / "train.tsv"), "--val-manifest", str(tmp_path / "val.tsv"), "--set", "resolution=64", "--set", "frames=4"]
-    assert main(args) == 1
-    assert "broken.mp4: unreadable" in capsys.readouterr().err
+    assert main(args) == 1  # stops at the first bad sample past the default 5 % (1 of 9)
+    err = capsys.readouterr().err
+    assert "val: 1 of 9 samples are bad" in err and "broken.mp4 (unreadable)" in err

@@ -1,4 +1,5 @@
-"""`nextvid bench probe`: what feature caching and the head grid buy, measured in one run.
+"""`nextvid bench probe`: what feature caching and the head grid buy, measured in one run on the
+benchmark's real clips (the same manifests, data layer and protocol as `nextvid probe`).
 
 (a) the probe as it runs: features computed once (train and val), the whole (lr, wd) grid trained
 over them, with its held-out selection copies; (b) the naive probe: one head, the training features
@@ -72,29 +73,35 @@ def bench_probe(
     return result
 
 
-def configure_bench(parser) -> None:
-    """Arguments of `nextvid bench probe`: those of `nextvid probe` (what to probe) plus the output."""
+# `nextvid bench probe` (nextvid.commands.bench adds --out and --json)
+
+def configure(parser) -> None:
+    """What to probe: the arguments of `nextvid probe`; plus where the two runs write their features."""
     from nextvid.commands.probe import add_probe_arguments
 
     add_probe_arguments(parser)
-    parser.add_argument("--out", default="results/bench/probe.json", help="where the result JSON is written")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line last")
+    parser.add_argument("--work-dir", default=None, help="where the two runs' features go while they run (default: the system's temp dir); removed after")
 
 
-def run_bench(args) -> int:
-    import json
-
+def measure(args) -> dict[str, Any]:
     from nextvid.commands.probe import resolve_probe
-    from nextvid.io import atomic_write_json
 
     protocol, source, data, device = resolve_probe(args)
-    out = Path(args.out)
-    result = bench_probe(source, protocol, data, device, chunk=args.extract_batch, workers=args.workers, work_dir=out.parent if out.parent.is_dir() else None)
-    atomic_write_json(out, result)
-    width = max(map(len, result))
-    for key, value in result.items():
-        if not isinstance(value, dict):
-            print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
-    if args.json:
-        print(json.dumps(result))
-    return 0
+    result = bench_probe(source, protocol, data, device, chunk=args.extract_batch, workers=args.workers, work_dir=args.work_dir)
+    result["probe_benchmark"] = result.pop("benchmark")  # the command's "benchmark" key names the bench: probe
+    return {**result, "checkpoint": args.checkpoint, "train_manifest": protocol.train_manifest, "val_manifest": protocol.val_manifest,
+            "device": str(device), "threads": torch.get_num_threads(), "extract_batch": args.extract_batch, "workers": args.workers}
+
+
+def table(result: dict[str, Any]) -> str:
+    r = result
+    lines = [
+        f"probe caching: {r.get('probe_benchmark', r['benchmark'])} ({r['encoder']} encoder, {r['num_train']} train / {r['num_val']} val samples, "
+        f"{r['epochs']} epochs, {r['heads']} heads)",
+        f"{'run':<44} {'seconds':>9} {'val top-1':>10}",
+        f"{'(a) cached features + grid of ' + str(r['heads']) + ' heads':<44} {r['cached_grid_s']:>9.1f} {r['top1_cached']:>10.2f}",
+        f"{'(b) features recomputed every epoch, 1 head':<44} {r['recompute_one_head_s']:>9.1f} {r['top1_recomputed']:>10.2f}",
+        f"speedup {r['speedup']:.1f}x for the grid (G x (b) / (a)), {r['speedup_one_head']:.1f}x for one head; "
+        f"accuracy delta {r['accuracy_delta']:.3f} points",
+    ]
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Iterator, Optional, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 class TrainFeatures(Protocol):
     cached: bool
 
-    def epoch(self, epoch: int, batches: list[list[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def epoch(self, epoch: int, batches: list[list[int]]) -> Iterator[Optional[tuple[torch.Tensor, torch.Tensor, list[int]]]]:
+        """Per batch of positions, in order: (features, labels, positions) of its good samples, or
+        None when none of them could be read."""
+        ...
 
 
 def holdout_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -80,8 +83,12 @@ def train_grid(
     step, rows = 0, list(range(len(labels)))
     for epoch in range(protocol.epochs):
         batches = minibatches(rows, protocol.batch_size, protocol.seed, epoch)
-        loss_sum = torch.zeros(len(grid), device=device)
-        for batch, (feats, y) in zip(batches, features.epoch(epoch, batches)):
+        loss_sum, seen = torch.zeros(len(grid), device=device), 0
+        for item in features.epoch(epoch, batches):  # skipped samples have dropped out of their batch
+            if item is None:  # every sample of the batch was bad: the step passes without an update
+                step += 1
+                continue
+            feats, y, batch = item
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(step, total, warmup, protocol.lr_schedule)
             logits = grid(feats.to(device))  # (G, B, C)
@@ -95,8 +102,9 @@ def train_grid(
             per_head.sum().backward()  # heads share no parameters: each gets its own loss's gradient
             optimizer.step()
             loss_sum += per_head.detach() * len(batch)
+            seen += len(batch)
             step += 1
-        epoch_loss = (loss_sum / len(labels)).tolist()
+        epoch_loss = (loss_sum / max(seen, 1)).tolist()
         log.info("epoch %d/%d: training loss of the full heads min %.4f max %.4f", epoch + 1, protocol.epochs, min(epoch_loss[: len(pairs)]), max(epoch_loss[: len(pairs)]))
     return TrainedGrid(grid.eval(), pairs, has_selection, epoch_loss)
 

@@ -29,6 +29,7 @@ def build_metrics(
     heldout: Optional[dict[str, list[float]]],
     rules: dict[str, dict],
     timing: dict[str, float],
+    skipped: Optional[dict[str, dict]] = None,
 ) -> dict[str, Any]:
     import nextvid
     from nextvid.train.checkpoint import git_commit
@@ -57,6 +58,8 @@ def build_metrics(
             "image": protocol.image,
             "train_views": 1,
             "train_augmentation": _augmentation(protocol),
+            "train_view": "one random resized crop per segment" if protocol.augment else _views(protocol, 1),
+            "eval_views": _views(protocol, protocol.views),
             "segments_in_a_view": "encoded separately, tokens concatenated",
             "view_aggregation": "softmax probabilities averaged over views, per sample",
         },
@@ -76,6 +79,7 @@ def build_metrics(
             "seed": protocol.seed,
         },
         "features": features,
+        "skipped": skipped or {},
         "results": rules,
         "heads": heads,
         "protocol": protocol.to_dict(),
@@ -88,6 +92,15 @@ def build_metrics(
         },
         "timing_s": timing,
     }
+
+
+def _views(p: ProbeProtocol, views: int) -> str:
+    from nextvid.probe.data import eval_short_side
+
+    what = "the centre crop" if views == 1 else f"{views} crops spread along the long side"
+    when = ("a still image repeated over the clip's frames" if p.image else
+            f"{p.segments} segment(s) centred on equal parts of the video (short videos padded with their last frame)")
+    return f"{when}; short side resized to {eval_short_side(p.resolution, views)}, then {what} of {p.resolution}x{p.resolution}"
 
 
 def _augmentation(p: ProbeProtocol) -> str:

@@ -1,6 +1,11 @@
 """One probe run: features (cached where the views are deterministic), the head grid, exact
-evaluation, metrics.json. The CLI builds the clip sets and the token source; tests and the bench
-call `run_probe` directly with their own."""
+evaluation, metrics.json. The CLI builds the clip sets (nextvid.probe.data: the data layer's
+EvalClips over the manifests) and the token source; tests and the bench call `run_probe` directly
+with their own.
+
+Bad samples are skipped and counted per split (train, held-out, val) in metrics.json (`skipped`,
+`data.skipped`); past the protocol's `max_bad_fraction` in any split the run stops with
+TooManyBadInputs. Every good validation sample is predicted exactly once."""
 
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ class ProbeData:
 
 
 class Rows:
-    """A clip set restricted to some positions (the held-out part)."""
+    """A clip set restricted to some positions (the held-out part); items keep the underlying
+    set's "index"."""
 
     def __init__(self, clips: ClipSet, rows: Sequence[int]):
         self.clips, self.rows = clips, list(rows)
@@ -85,7 +91,7 @@ def run_probe(
     val_probs = fit.predict(trained.grid, val_store, range(len(val_store)), protocol.batch_size, device)
     val = fit.scores(val_probs[: len(trained.pairs)], val_store.labels)
     heldout = None
-    if heldout_store is not None:
+    if heldout_store is not None and heldout_rows:
         probs = fit.predict(trained.grid, heldout_store, heldout_rows, protocol.batch_size, device)
         heldout = fit.scores(probs, heldout_store.labels[heldout_rows])
     rules = fit.select(trained, val, heldout)
@@ -102,41 +108,63 @@ def run_probe(
         "device": str(device),
         "encoder_precision": "bf16 autocast" if device.type == "cuda" else "fp32",
     }
-    record = {**data.record, "num_train": len(train0), "num_heldout": len(held), "num_val": len(val_store), "num_classes": data.num_classes}
-    metrics = report.build_metrics(protocol, source.record, record, features, trained, val, heldout, rules, timing)
+    skips = {"train": train_features.skips, "val": val_store.skips}
+    if heldout_store is not None and heldout_store is not getattr(train_features, "store", None):
+        skips["heldout"] = heldout_store.skips
+    skipped = {split: skip_log.to_dict() for split, skip_log in skips.items()}
+    if not cache_train:
+        skipped["train"]["bad_per_epoch"] = train_features.bad_per_epoch
+    record = {
+        **data.record,
+        "num_train": train_features.skips.seen - train_features.skips.bad,
+        "num_heldout": len(heldout_rows),
+        "num_val": len(val_store),
+        "num_classes": data.num_classes,
+        "skipped": {split: skip_log.bad for split, skip_log in skips.items()},
+        "max_bad_fraction": protocol.max_bad_fraction,
+    }
+    metrics = report.build_metrics(protocol, source.record, record, features, trained, val, heldout, rules, timing, skipped)
     report.write_metrics(out, metrics)
     log.info("%s: %s", protocol.benchmark, {name: round(r["top1"], 2) for name, r in rules.items()})
     return metrics
 
 
 def _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train):
-    """The val store, the training features (cached or live) and the held-out store and rows."""
+    """The val store, the training features (cached or live) and the held-out store and rows (the
+    held-out samples that could be read)."""
     tokens_of = source.module.to(device)
-    key = dict(source=source.record, protocol={k: v for k, v in protocol.to_dict().items() if k not in _HEAD_ONLY}, data=data.record)
+    key = dict(source=source.record, protocol={k: v for k, v in protocol.to_dict().items() if k not in _NOT_IN_FEATURES}, data=data.record)
 
     def store(name, clips, **extra):
-        return build_store(out / "features" / name, clips, tokens_of, feature_key(split=name, **extra, **key), device, chunk, workers)
+        return build_store(out / "features" / name, clips, tokens_of, feature_key(split=name, **extra, **key), device, chunk, workers,
+                           protocol.max_bad_fraction, name)
 
     val_store = store("val", data.val_clips)
     if cache_train:
         train_store = store("train", train0)
+        if not set(train_store.indices.tolist()) <= set(range(len(train0))):
+            raise ValueError("the training clip set's items must carry their position as \"index\"")
         train_features = CachedTrainFeatures(train_store)
     else:
-        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers)
+        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers, protocol.max_bad_fraction)
     if not held:
         return val_store, train_features, None, [], None
     same_views = not protocol.augment and protocol.views == 1  # the training views are the evaluation views
     if same_views and cache_train:
-        return val_store, train_features, train_store, list(held), "the cached training features (same views)"
+        rows, _ = train_store.rows_of(held)
+        return val_store, train_features, train_store, rows, "the cached training features (same views)"
     clips = train0 if same_views else data.heldout_clips
     if clips is None:
         raise ValueError("the protocol's training views differ from its evaluation views: ProbeData.heldout_clips is required")
     heldout_store = store("heldout", Rows(clips, held), rows=list(held))
-    return val_store, train_features, heldout_store, list(range(len(held))), "cached (computed once, evaluation views)"
+    return val_store, train_features, heldout_store, list(range(len(heldout_store))), "cached (computed once, evaluation views)"
 
 
-# protocol fields that change only the heads, not the features (so cached features stay valid)
-_HEAD_ONLY = {"seed", "heads", "mlp_ratio", "epochs", "batch_size", "grid", "lr_schedule", "warmup_epochs", "betas", "holdout_fraction", "benchmark"}
+# protocol fields that change only the heads (or the skip limit, checked again on reuse), not the
+# cached features, which stay valid (a random-init encoder's seed is in the source's record; augmented
+# training features, which the seed also draws, are never cached)
+_NOT_IN_FEATURES = {"seed", "heads", "mlp_ratio", "epochs", "batch_size", "grid", "lr_schedule", "warmup_epochs", "betas",
+                    "holdout_fraction", "benchmark", "max_bad_fraction"}
 
 
 def _check(clips: ClipSet, protocol: ProbeProtocol, views: int, name: str) -> None:
