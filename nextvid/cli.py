@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("nextvid.commands.probe", "attentive probe of a frozen encoder on one benchmark"),
     "data": ("nextvid.commands.data", "convert benchmarks to manifests, check files, cache decoded clips, fetch sources"),
     "bench": ("nextvid.commands.bench", "benchmarks (data loading, ...): a table, results/bench/<name>.json"),
+    "generate": ("nextvid.commands.generate", "next-frame generations from a checkpoint's flow decoder (Fig. 5 samples)"),
+    "report": ("nextvid.commands.report", "tables beside the paper's, figures, findings, t-SNE features"),
 }
 
 
