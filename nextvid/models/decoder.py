@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 from timm.layers import Mlp
 from torch import nn
+from torch.nn.functional import linear, mse_loss
 
 from nextvid.config import DecoderConfig
 from nextvid.models.attention import RopeAttention, frame_causal_mask
@@ -94,7 +95,9 @@ class FlowDecoder(nn.Module):
         """Velocity for noisy targets x_tau (B, F, P, C_t) given z (B, F, P, D), tau (B, F) and
         positions (B, F, P, 3) of F token-frames with P positions each."""
         B, F, P, _ = x_tau.shape
-        x = self.input(torch.cat([cond, x_tau], dim=-1))
+        # the input layer on the channel concat [z_t, x_tau], as two products: no concatenated copy
+        w, D = self.input.weight, cond.shape[-1]
+        x = linear(x_tau, w[:, D:]) + linear(cond, w[:, :D], self.input.bias)
         if self.cfg.attention == "frame":
             # attention only within a token-frame: each frame is its own sequence
             x, positions, c, mask = x.reshape(B * F, P, -1), positions.reshape(B * F, P, 3), tau.reshape(B * F), None
@@ -128,12 +131,14 @@ class FlowDecoder(nn.Module):
             noise = torch.randn(draws * B, F, P, C, device=target.device, generator=generator)
         else:
             tau, noise = per_sample_noise(seeds, draws, (F, P, C), target.device)
-        cond, target, positions = (t.repeat(draws, *([1] * (t.dim() - 1))) for t in (cond, target, positions))
-        noise = noise.to(target.dtype)
-        t = tau[:, :, None, None].to(target.dtype)
-        x_tau = (1 - t) * noise + t * target
-        velocity = self(x_tau, cond, tau, positions)
-        return (velocity.float() - (target - noise).float()).pow(2).mean()
+        # draw-major: row d*B + b is sample b's d-th draw. The target is broadcast over the draws, not
+        # repeated, and the full-size tensors get one kernel each (docs/performance.md)
+        h0 = noise.to(target.dtype).view(draws, B, F, P, C)
+        velocity_target = target.unsqueeze(0) - h0  # h1 - h0
+        x_tau = torch.addcmul(h0, tau.view(draws, B, F, 1, 1).to(target.dtype), velocity_target)  # (1 - tau) h0 + tau h1
+        cond, positions = (t.repeat(draws, *([1] * (t.dim() - 1))) for t in (cond, positions))
+        velocity = self(x_tau.flatten(0, 1), cond, tau, positions)
+        return mse_loss(velocity.float(), velocity_target.flatten(0, 1).float())
 
     @torch.no_grad()
     def sample(self, cond, positions, steps: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
