@@ -33,6 +33,9 @@ def configure(parser) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default %(default)s)")
     parser.add_argument("--step", type=int, default=0, help="schedule step whose stage sets batch, frames, tau draws (default %(default)s: warm-up, 4 draws)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the stage's batch size")
+    parser.add_argument("--malloc", choices=("default", "tuned"), default="default",
+                        help="glibc allocator: as the trainer runs today, or `tune_malloc` (large tensors from the heap, "
+                             "no trimming; docs/performance.md)")
     add_timing_arguments(parser)
 
 
@@ -161,6 +164,25 @@ def flop_counter():
     return fc.FlopCounterMode(display=False, custom_mapping=mapping)
 
 
+def tune_malloc(mmap_threshold: int = 1 << 30, trim_threshold: int = 2**31 - 1) -> bool:
+    """Make glibc serve large blocks from the heap and keep freed memory, process-wide. By default
+    glibc maps every block above a dynamic threshold (at most 32 MiB) afresh and returns freed heap
+    tops to the OS, so a training step's large activations (the decoder's 38 MB target-sized tensors
+    on tiny) are page-faulted and zeroed again every step: 1.06x (fp32) and 1.16x (bf16) CPU time per
+    step on this machine (docs/performance.md). The cost: the process keeps its peak memory.
+    Returns False where glibc's mallopt is not available."""
+    import ctypes
+    import ctypes.util
+
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -213,6 +235,7 @@ def measure(args) -> dict:
 
     cfg = resolve_config(args)
     dtypes = parse_dtypes(args.dtypes)
+    malloc_tuned = tune_malloc() if args.malloc == "tuned" else False
     load_before = load_average()
     with threads(args.threads):
         model, optimizer, video, masks, seeds, p = setup_step(cfg, args.step, args.batch_size)
@@ -243,6 +266,7 @@ def measure(args) -> dict:
         "flops_per_step": flops,
         "flops_per_clip": flops / p.batch_size,
         "threads": args.threads,
+        "malloc": "tuned" if malloc_tuned else "default",
         "steps": args.steps,
         "rounds": args.rounds,
         "matmul_size": args.matmul_size,
@@ -272,7 +296,7 @@ def table(result: dict) -> str:
     lines = [
         f"training step, preset {result['preset']}: batch {result['batch_size']}, {result['frames']} frames at "
         f"{result['image_size']}px, {result['tau_draws']} tau draws, visible tokens per view {result['visible_tokens_per_view']}",
-        f"model FLOPs per step {result['flops_per_step'] / 1e9:.1f} G; {result['threads']} thread(s); medians of "
+        f"model FLOPs per step {result['flops_per_step'] / 1e9:.1f} G; {result['threads']} thread(s), malloc {result['malloc']}; medians of "
         f"{result['rounds']} interleaved rounds x {result['steps']} steps; load average {result['load_average']}",
         f"{'dtype':<6} {'step s':>8} {'steps/s':>8} {'clips/s':>8} {'GFLOP/s':>8} {'matmul GFLOP/s':>15} {'MFU':>6}",
     ]
