@@ -1,0 +1,397 @@
+"""The Snakemake workflow (Snakefile, workflow/): lint, formatting, config validation at start-up,
+the DAG of every experiment config, the rerun policy and interrupted jobs.
+
+Nothing here trains or probes. The rerun-policy tests run the smoke DAG once with a stand-in
+`nextvid` (tests/workflow_stub.py, which writes each command's promised files) in a temporary
+directory holding a copy of the Snakefile, workflow/ and the package sources, so Snakemake records
+real metadata and the tests may edit package files without touching the repository's."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STUB = Path(__file__).with_name("workflow_stub.py")
+SMOKE = "workflow/config/smoke.yaml"
+PROFILE = "workflow/profiles/local"
+
+
+def snakemake(*args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(out: str) -> dict[str, int]:
+    """Rule -> jobs from the 'Job stats' table of a dry run; {} when nothing is to be done."""
+    if "Nothing to be done" in out:
+        return {}
+    table = out[out.index("Job stats:"):]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not m:
+            break
+        counts[m[1]] = int(m[2])
+    counts.pop("total", None)
+    return counts
+
+
+def copy_sources(dest: Path) -> Path:
+    """The workflow and the package sources, as the workflow reads them (the code-trigger inputs)."""
+    dest.mkdir(parents=True)
+    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
+    for name in ("workflow", "envs", "nextvid"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+class Workdir:
+    """A working directory with its own copy of the sources in ./repo (relative code paths, so a
+    copy of the whole directory keeps its metadata valid) and a stub `nextvid` on PATH."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.repo = path / "repo"
+        self.config = self.repo / SMOKE
+        bin_dir = path / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        shim = bin_dir / "nextvid"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB}" "$@"\n')
+        shim.chmod(0o755)
+        self.env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                    "NEXTVID_STUB_LOG": str(path / "calls.log")}
+
+    def args(self, *extra, profile=True):
+        base = ["--snakefile", self.repo / "Snakefile", "--configfile", self.config]
+        return base + (["--profile", self.repo / PROFILE] if profile else []) + list(extra)
+
+    def run(self, *extra, profile=True, env=None, timeout=300):
+        return snakemake(*self.args(*extra, profile=profile), "--cores", "2", cwd=self.path,
+                         env=env or self.env, timeout=timeout)
+
+    def dry_run(self, *extra, profile=True):
+        return snakemake(*self.args("-n", *extra, profile=profile), cwd=self.path, env=self.env)
+
+    def edit_config(self, change) -> None:
+        cfg = yaml.safe_load(self.config.read_text())
+        change(cfg)
+        self.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def finished_tree(tmp_path_factory) -> Path:
+    """The smoke DAG run to completion with the stub: every output present, with metadata."""
+    path = tmp_path_factory.mktemp("finished")
+    copy_sources(path / "repo")
+    wd = Workdir(path)
+    done = wd.run()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    again = wd.dry_run()
+    assert again.returncode == 0 and job_counts(again.stdout + again.stderr) == {}, again.stdout[-2000:]
+    return path
+
+
+@pytest.fixture
+def tree(finished_tree, tmp_path) -> Workdir:
+    """A private copy of the finished tree (mtimes, permissions and .snakemake metadata kept)."""
+    dest = tmp_path / "w"
+    shutil.copytree(finished_tree, dest, symlinks=True)
+    return Workdir(dest)
+
+
+def edit_source(wd: Workdir, module: str) -> None:
+    path = wd.repo / module
+    path.write_text(path.read_text() + "\n# changed\n")
+
+
+# --- static checks -------------------------------------------------------------------------------
+
+def test_lint_reports_nothing(tmp_path):
+    for config in ("workflow/config/embedded.yaml", SMOKE):
+        out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", ROOT / config, "--lint", cwd=tmp_path)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "Congratulations" in out.stdout + out.stderr
+
+
+def test_snakefmt_check():
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    out = subprocess.run([snakefmt, "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_conda_env_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"])
+    for extra in ("workflow", "report"):
+        wanted |= {d for d in project["optional-dependencies"][extra] if not d.startswith("snakemake")}
+    env = yaml.safe_load((ROOT / "envs/nextvid.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert set(pip) == wanted
+    assert (ROOT / "envs/nextvid.post-deploy.sh").is_file()  # installs the package itself
+
+
+def test_figure_names_are_the_packages():
+    """common.smk names the figure files without importing matplotlib; they must be the package's."""
+    names = {}
+    for module in ("figures", "grids", "tsne"):
+        for node in ast.walk(ast.parse((ROOT / f"nextvid/report/{module}.py").read_text())):
+            if isinstance(node, ast.Assign):
+                targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                for t, v in zip(targets, values):
+                    if isinstance(t, ast.Name) and re.fullmatch(r"FIG\d", t.id):
+                        names[t.id.lower()] = v.value
+    common = (ROOT / "workflow/rules/common.smk").read_text()
+    for fig, name in names.items():
+        assert f'"{fig}": "{name}"' in common
+    assert set(names) == {"fig4", "fig5", "fig6", "fig7"}
+
+
+# --- the DAG of every experiment config ----------------------------------------------------------
+
+def dry_counts(config: Path, cwd: Path) -> dict[str, int]:
+    out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", config, "-n", cwd=cwd)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return job_counts(out.stdout)
+
+
+def expected_counts(config: dict) -> dict[str, int]:
+    pretrain = probe = refs = 0
+    for exp in config["experiments"].values():
+        runs = len(exp["variants"]) * len(exp["seeds"])
+        steps = exp["probe"].get("steps") or sorted(set(exp["pretrain"].get("keep_steps", [])) | {exp["pretrain"]["total_steps"]})
+        pretrain += runs
+        probe += runs * len(steps) * len(exp["probe"]["benchmarks"])
+        refs += len(exp["seeds"]) * len(exp["probe"]["benchmarks"]) * len(exp["probe"].get("references", ["random", "pixels"]))
+    return {"pretrain": pretrain, "probe": probe, "probe_reference": refs}
+
+
+@pytest.mark.parametrize("name", ["embedded", "smoke", "grid"])
+def test_every_embedded_config_builds_its_dag(name, tmp_path):
+    path = ROOT / f"workflow/config/{name}.yaml"
+    counts = dry_counts(path, tmp_path)
+    expected = expected_counts(yaml.safe_load(path.read_text()))
+    assert {k: counts.get(k, 0) for k in expected} == expected
+    assert counts["data_embedded"] == 1 and counts["report_table"] == 7
+    assert {"report_fig4", "report_fig6"} <= set(counts)
+
+
+def test_paper_config_builds_its_dag_given_data_paths(tmp_path):
+    """paper.yaml with its `/path/to/...` placeholders pointed at a fake data tree."""
+    text = (ROOT / "workflow/config/paper.yaml").read_text().replace("/path/to", str(tmp_path / "data"))
+    config = yaml.safe_load(text)
+    for ds in config["data"]["datasets"].values():
+        paths = [v for k, v in ds.items() if k in ("labels", "vocab")]
+        paths += [v for split in ("train", "val") for v in ds.get(split, {}).values()]
+        for p in map(Path, paths):
+            if p.suffix:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.touch()
+            else:
+                p.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "paper.yaml").write_text(text)
+    counts = dry_counts(tmp_path / "paper.yaml", tmp_path)
+    assert {k: counts.get(k, 0) for k in ("pretrain", "probe", "probe_reference")} == expected_counts(config)
+    assert counts["data_convert"] == 10  # 4 benchmarks x (train, val) + 2 unlabelled corpora
+    assert "data_embedded" not in counts
+
+
+# --- config errors at start-up -------------------------------------------------------------------
+
+def smoke_with(change):
+    cfg = yaml.safe_load((ROOT / SMOKE).read_text())
+    change(cfg)
+    return cfg
+
+
+CONFIG_ERRORS = {
+    "unknown top-level key": (lambda c: c.update(experimentz={}), ["experimentz"]),
+    "unknown nested key": (lambda c: c["experiments"]["smoke"]["pretrain"].update(totl_steps=5), ["totl_steps"]),
+    "wrong type": (lambda c: c["experiments"]["smoke"]["pretrain"].update(total_steps="eight"), ["total_steps", "integer"]),
+    "wrong enum": (lambda c: c["data"]["embedded"].update(scale="huge"), ["scale", "huge"]),
+    "unknown variant": (lambda c: c["experiments"]["smoke"]["variants"].append("nextvid_xl"), ["variants.2", "nextvid_xl"]),
+    "unknown nextvid key": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.dpth=3"),
+                            ["model.encoder.dpth"]),
+    "wrong nextvid type": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=deep"),
+                           ["model.encoder.depth"]),
+    "unknown probe key": (lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochz=3"), ["epochz"]),
+    "variant undone by the experiment": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("masking.kind=multiblock"),
+                                         ["pretrain.set", "masking.kind", "no_masking"]),
+    "probe step not kept": (lambda c: c["experiments"]["smoke"]["probe"].update(steps=[5]), ["probe.steps", "[5]"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_ERRORS))
+def test_bad_config_fails_at_start_naming_the_key(case, tmp_path):
+    change, needles = CONFIG_ERRORS[case]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(smoke_with(change)))
+    out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "bad.yaml", "-n", cwd=tmp_path)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "Building DAG" not in text  # stopped at start-up, before any job
+    for needle in needles:
+        assert needle in text, text[-2000:]
+
+
+# --- the SLURM profile ---------------------------------------------------------------------------
+
+def test_profile_slurm_resolves_from_the_repository_root(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    install = ROOT / "workflow/profiles/install.sh"
+    for _ in range(2):  # idempotent
+        assert subprocess.run(["bash", install], env=env).returncode == 0
+    link = tmp_path / "cfg/snakemake/slurm"
+    assert link.resolve() == (ROOT / "workflow/profiles/slurm").resolve()
+    out = snakemake("--profile", "slurm", "--directory", tmp_path / "w", "--configfile", ROOT / SMOKE, "-n", "all",
+                    cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Using profile slurm" in out.stderr
+    assert "launcher=slurm" in out.stdout  # pretraining goes through submitit's SLURM launcher
+    # someone else's profile of that name is left alone
+    link.unlink()
+    link.mkdir()
+    assert subprocess.run(["bash", install], env=env, capture_output=True).returncode == 1
+    assert link.is_dir() and not link.is_symlink()
+
+
+# --- rerun policy --------------------------------------------------------------------------------
+
+REPORT_RULES = {"report_table", "report_fig4", "report_fig5", "report_fig6", "report_fig7", "report_findings"}
+
+
+def test_probe_code_change_reruns_probes_and_reports_never_pretraining(tree):
+    edit_source(tree, "nextvid/probe/heads.py")
+    out = tree.dry_run()
+    counts = job_counts(out.stdout)
+    assert counts["probe"] == 16 and counts["probe_reference"] == 8
+    assert set(counts) <= {"probe", "probe_reference", "report_features", "all"} | REPORT_RULES
+    assert "pretrain" not in counts and "data_embedded" not in counts and "generate" not in counts
+
+
+def test_touching_probe_code_without_changing_it_reruns_nothing(tree):
+    path = tree.repo / "nextvid/probe/heads.py"
+    later = time.time() + 60
+    os.utime(path, (later, later))
+    assert job_counts(tree.dry_run().stdout) == {}
+
+
+def test_report_code_change_reruns_only_reports(tree):
+    edit_source(tree, "nextvid/report/tables.py")
+    counts = job_counts(tree.dry_run().stdout)
+    assert "report_table" in counts
+    assert not {"pretrain", "data_embedded", "probe", "probe_reference", "report_features"} & set(counts)
+
+
+def test_pretrain_parameter_change_reruns_that_pretraining_and_downstream(tree):
+    tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("objective.ema_momentum=0.95"))
+    out = tree.dry_run()
+    counts = job_counts(out.stdout)
+    assert counts["pretrain"] == 2 and counts["probe"] == 16 and counts["generate"] == 1
+    assert counts["report_features"] == 1  # nextvid's; the random-init reference's is unchanged
+    assert "probe_reference" not in counts and "data_embedded" not in counts
+    assert "Params have changed" in out.stdout
+    # a finished run is write-protected: snakemake refuses to replace it (unless run as root, which
+    # os.access lets write anything) and `nextvid pretrain` refuses to resume another config's run
+    done = tree.path / "results/pretrain/smoke/nextvid/seed0/done.json"
+    assert done.stat().st_mode & 0o222 == 0
+
+
+def test_variant_change_reruns_only_that_variant(tree):
+    tree.edit_config(lambda c: c["experiments"]["smoke"].update(variants=["nextvid", "no_ema"]))
+    counts = job_counts(tree.dry_run().stdout)
+    assert counts["pretrain"] == 1 and counts["probe"] == 8  # no_ema: 2 steps x 4 benchmarks
+    assert "generate" not in counts and "probe_reference" not in counts
+
+
+def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
+    tree.edit_config(lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochs=3"))
+    counts = job_counts(tree.dry_run().stdout)
+    assert counts["probe"] == 16 and counts["probe_reference"] == 8
+    assert not {"pretrain", "data_embedded", "generate"} & set(counts)
+
+
+def test_launch_settings_rerun_nothing(tree):
+    tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["launch"].append("launch.timeout_min=120"))
+    assert job_counts(tree.dry_run("--set-resources", "pretrain:site='--set launch.qos=high'").stdout) == {}
+
+
+# --- interruption --------------------------------------------------------------------------------
+
+def wait_for(path: Path, log: Path, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while not path.exists():
+        assert time.time() < end, f"{path} never appeared; snakemake said:\n{log.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+def test_killed_job_is_rerun_never_accepted(tree):
+    """kill -9 of the whole snakemake process group while a probe job has written half its output:
+    the next run knows the output is incomplete, reruns exactly that job, and finishes."""
+    metrics = tree.path / "results/probe/smoke/nextvid/seed0/step8/motion/metrics.json"
+    metrics.unlink()  # to be recomputed: a missing intermediate alone reruns nothing, so it is the target
+    env = {**tree.env, "NEXTVID_STUB_HANG": "probe"}
+    target = metrics.relative_to(tree.path)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *map(str, tree.args("--cores", "1", target))], cwd=tree.path,
+                            env=env, stdout=open(tree.path / "killed.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        wait_for(metrics, tree.path / "killed.log")
+        time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert metrics.read_text() == "{"  # the partial output is still there
+    strict = tree.dry_run(profile=False)  # without the profile's rerun-incomplete: refuses to go on
+    assert strict.returncode != 0 and "IncompleteFilesException" in strict.stdout + strict.stderr
+    assert str(metrics.relative_to(tree.path)) in strict.stdout + strict.stderr
+    out = tree.dry_run()
+    counts = job_counts(out.stdout)
+    assert counts.get("probe") == 1 and "pretrain" not in counts
+    assert "reason: Forced execution" in out.stdout  # rerun-incomplete (the profile) forces it
+    assert tree.run().returncode != 0  # kill -9 left snakemake's lock behind: the run says so ...
+    assert snakemake(*tree.args("--unlock"), cwd=tree.path, env=tree.env).returncode == 0  # ... and this lifts it
+    assert tree.run().returncode == 0
+    assert metrics.read_text() == "{}\n"
+    assert job_counts(tree.dry_run().stdout) == {}
+
+
+def test_killed_pretraining_resumes_and_leaves_no_completion_record(tree):
+    """A run killed mid-way has no done.json: nothing downstream can take it as finished, and the
+    next call runs `nextvid pretrain` again (which resumes from its latest checkpoint)."""
+    run = tree.path / "results/pretrain/smoke/no_masking/seed0"
+    done = run / "done.json"
+    done.chmod(0o644)
+    done.unlink()
+    (run / "checkpoints/latest.pt").unlink()
+    env = {**tree.env, "NEXTVID_STUB_HANG": "pretrain"}
+    target = done.relative_to(tree.path)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *map(str, tree.args("--cores", "2", target))], cwd=tree.path,
+                            env=env, stdout=open(tree.path / "killed.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        wait_for(run / "checkpoints/latest.pt", tree.path / "killed.log")
+        time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not done.exists()  # nothing can take the run as finished
+    assert job_counts(tree.dry_run(target).stdout) == {"pretrain": 1}
+    calls = (tree.path / "calls.log").read_text().splitlines()
+    before = sum(c.startswith("pretrain") for c in calls)
+    assert snakemake(*tree.args("--unlock"), cwd=tree.path, env=tree.env).returncode == 0
+    assert tree.run(target).returncode == 0
+    calls = (tree.path / "calls.log").read_text().splitlines()
+    assert sum(c.startswith("pretrain") for c in calls) == before + 1
+    assert done.is_file()

@@ -1,0 +1,43 @@
+# Pretraining: one run per (experiment, variant, seed), launched through submitit from a local rule
+# (`nextvid pretrain --wait`: a subprocess here, or a SLURM job that submitit requeues on preemption
+# or at its time limit and that resumes from its latest checkpoint).
+#
+# What the run *is* reaches the command through params (preset, config file, every --set): a changed
+# parameter reruns exactly that run and what reads it. Where it runs (launcher, SLURM settings) comes
+# from resources, which never rerun anything. No code inputs: a package change never reruns it.
+#
+# The declared output is done.json, which the trainer writes last, after every kept checkpoint; it is
+# protected(): snakemake refuses to replace a finished run (delete the run directory to retrain). The
+# kept checkpoints are not declared outputs: snakemake deletes a job's declared outputs before it
+# reruns the job, and a run resumed after an interruption cannot rewrite a kept step it has passed.
+# Interrupted, a run leaves no done.json and resumes from its latest checkpoint on the next call.
+
+
+rule pretrain:
+    input:
+        unpack(pretrain_inputs),
+    output:
+        done=protected(
+            str(layout.pretrain_dir("{config}", "{variant}", "{seed}") / "done.json")
+        ),
+    log:
+        log_file("pretrain", "{config}", "{variant}", "seed{seed}.log"),
+    wildcard_constraints:
+        variant=VARIANT_RE,
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    threads: 2
+    resources:
+        # where the run goes, not what it is (never a rerun trigger): `launcher` and `site` (e.g.
+        # --set launch.partition=gpu) from the profile, `launch` (nodes, GPUs) from the experiment
+        launcher="local",
+        launch=launch_args,
+        site="",
+    params:
+        out=lambda wc: run_dir(wc.config, wc.variant, wc.seed),
+        args=pretrain_params,
+        config_text=nextvid_config_text,
+    shell:
+        "nextvid pretrain {params.args} {resources.launch} {resources.site}"
+        " --out {params.out} --launcher {resources.launcher} --wait > {log} 2>&1"

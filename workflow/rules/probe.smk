@@ -1,0 +1,85 @@
+# Probing: an attentive probe per (experiment, variant, seed, step, benchmark) on a frozen checkpoint,
+# and the reference rows (a random-init encoder, raw pixels) at step 0. A probe reruns when its run,
+# its manifests, its parameters or the package code it runs (PROBE_CODE) change; never pretraining.
+# The cached features are deleted after the run: bulky, and nothing reads them again.
+
+
+rule probe:
+    """A pretrained variant's checkpoint at one kept step, probed on one benchmark."""
+    input:
+        unpack(probe_manifests),
+        done=run_done,
+        protocol=probe_protocol_file,
+        code=PROBE_CODE,
+    output:
+        metrics=layout.probe_metrics(
+            "{config}", "{variant}", "{seed}", "{step}", "{benchmark}"
+        ),
+    log:
+        log_file(
+            "probe",
+            "{config}",
+            "{variant}",
+            "seed{seed}",
+            "step{step}",
+            "{benchmark}.log",
+        ),
+    wildcard_constraints:
+        variant=VARIANT_RE,
+    conda:
+        "../../envs/nextvid.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    params:
+        out=probe_out,
+        checkpoint=checkpoint_file,
+        encoder=probe_encoder,
+        protocol=probe_args,
+    shell:
+        "(nextvid probe --checkpoint {params.checkpoint} --encoder {params.encoder}"
+        " --benchmark {wildcards.benchmark} --train-manifest {input.train}"
+        " --val-manifest {input.val} {params.protocol} --threads {threads} --out {params.out}"
+        " && rm -rf {params.out}/features) > {log} 2>&1"
+
+
+rule probe_reference:
+    """A reference row at step 0: a random-init encoder of the preset (`random`) or raw tubelet
+    pixels (`pixels`), seeded like the probes."""
+    input:
+        unpack(probe_manifests),
+        protocol=probe_protocol_file,
+        code=PROBE_CODE,
+    output:
+        metrics=layout.probe_metrics(
+            "{config}", "{variant}", "{seed}", "{step}", "{benchmark}"
+        ),
+    log:
+        log_file(
+            "probe",
+            "{config}",
+            "{variant}",
+            "seed{seed}",
+            "step{step}",
+            "{benchmark}.log",
+        ),
+    wildcard_constraints:
+        variant=REFERENCE_RE,
+        step="0",
+    conda:
+        "../../envs/nextvid.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    params:
+        out=probe_out,
+        checkpoint=reference_checkpoint,
+        encoder=probe_encoder,
+        protocol=probe_args,
+    shell:
+        "(nextvid probe --checkpoint {params.checkpoint} --encoder {params.encoder}"
+        " --benchmark {wildcards.benchmark} --train-manifest {input.train}"
+        " --val-manifest {input.val} {params.protocol} --threads {threads} --out {params.out}"
+        " && rm -rf {params.out}/features) > {log} 2>&1"

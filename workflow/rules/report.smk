@@ -1,0 +1,169 @@
+# Tables and figures (`nextvid report`): each reads probe metrics.json files and run directories at
+# nextvid.layout's paths, so every cell traces back to its file. They rerun when their inputs or the
+# report code (REPORT_CODE) change. `snakemake --report` collects them with their captions.
+
+
+rule report_features:
+    """Pooled frozen features of a benchmark's val split for the t-SNE figure (Fig. 7): a run's final
+    checkpoint, or a reference row's encoder (random init, pixels)."""
+    input:
+        unpack(features_inputs),
+        code=FEATURES_CODE,
+    output:
+        features=features_file(
+            "{config}", "{variant}", "{seed}", "{step}", "{benchmark}"
+        ),
+    log:
+        log_file(
+            "features",
+            "{config}",
+            "{variant}",
+            "seed{seed}",
+            "step{step}",
+            "{benchmark}.log",
+        ),
+    conda:
+        "../../envs/nextvid.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    params:
+        checkpoint=features_checkpoint,
+        encoder=probe_encoder,
+        protocol=probe_set_args,
+        max_samples=lambda wc: experiment(wc)["tsne"]["max_samples"],
+    shell:
+        "nextvid report features --checkpoint {params.checkpoint} --encoder {params.encoder}"
+        " --benchmark {wildcards.benchmark} --val-manifest {input.val} {params.protocol}"
+        " --max-samples {params.max_samples} --threads {threads} --out {output.features}"
+        " > {log} 2>&1"
+
+
+rule report_table:
+    """One of the paper's tables, our numbers beside the paper's (md, tex, csv, cell sources)."""
+    input:
+        metrics=lambda wc: probe_metrics_files(wc.config),
+        runs=lambda wc: run_done_files(wc.config),
+        code=REPORT_CODE,
+    output:
+        md=layout.tables_dir("{config}") / "{table}.md",
+        tex=layout.tables_dir("{config}") / "{table}.tex",
+        csv=report(
+            layout.tables_dir("{config}") / "{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{config}",
+            labels={"experiment": "{config}", "table": "{table}"},
+        ),
+        sources=layout.tables_dir("{config}") / "{table}.sources.csv",
+        caption=layout.tables_dir("{config}") / "{table}.caption.rst",
+    log:
+        log_file("report", "{config}", "{table}.log"),
+    wildcard_constraints:
+        table="|".join(TABLES),
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    params:
+        out=lambda wc: str(layout.tables_dir(wc.config)),
+        runs=lambda wc: run_dirs(wc.config),
+    shell:
+        "nextvid report tables --tables {wildcards.table} --config {wildcards.config}"
+        " --metrics {input.metrics} --runs {params.runs} --out {params.out} > {log} 2>&1"
+
+
+rule report_fig4:
+    """Fig. 4: probe accuracy against pretraining step, per benchmark."""
+    input:
+        metrics=lambda wc: probe_metrics_files(wc.config),
+        code=REPORT_CODE,
+    output:
+        **figure_outputs("fig4"),
+    log:
+        log_file("report", "{config}", "fig4.log"),
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    params:
+        out=lambda wc: str(layout.figures_dir(wc.config)),
+    shell:
+        "nextvid report figures --config {wildcards.config} --metrics {input.metrics}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule report_fig5:
+    """Fig. 5: masked and autoregressive next-frame generations."""
+    input:
+        samples=lambda wc: generation_files(wc.config),
+        code=REPORT_CODE,
+    output:
+        **figure_outputs("fig5"),
+    log:
+        log_file("report", "{config}", "fig5.log"),
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    params:
+        out=lambda wc: str(layout.figures_dir(wc.config)),
+        generations=generation_dirs,
+    shell:
+        "nextvid report figures --generations {params.generations} --out {params.out}"
+        " > {log} 2>&1"
+
+
+rule report_fig6:
+    """Fig. 6: training losses by stage."""
+    input:
+        runs=lambda wc: run_done_files(wc.config),
+        code=REPORT_CODE,
+    output:
+        **figure_outputs("fig6"),
+    log:
+        log_file("report", "{config}", "fig6.log"),
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    params:
+        out=lambda wc: str(layout.figures_dir(wc.config)),
+        runs=lambda wc: run_dirs(wc.config),
+    shell:
+        "nextvid report figures --runs {params.runs} --out {params.out} > {log} 2>&1"
+
+
+rule report_fig7:
+    """Fig. 7: t-SNE of pooled features."""
+    input:
+        features=lambda wc: tsne_feature_files(wc.config),
+        code=REPORT_CODE,
+    output:
+        **figure_outputs("fig7"),
+    log:
+        log_file("report", "{config}", "fig7.log"),
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    params:
+        out=lambda wc: str(layout.figures_dir(wc.config)),
+    shell:
+        "nextvid report figures --features {input.features} --out {params.out} > {log} 2>&1"
+
+
+rule report_findings:
+    """For each claim of the paper's ablations: what this experiment shows, with the numbers."""
+    input:
+        metrics=lambda wc: probe_metrics_files(wc.config),
+        runs=lambda wc: run_done_files(wc.config),
+        code=REPORT_CODE,
+    output:
+        md=findings_file("{config}"),
+    log:
+        log_file("report", "{config}", "findings.log"),
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    params:
+        runs=lambda wc: run_dirs(wc.config),
+    shell:
+        "nextvid report findings --config {wildcards.config} --metrics {input.metrics}"
+        " --runs {params.runs} --out {output.md} > {log} 2>&1"
