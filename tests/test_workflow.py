@@ -287,6 +287,12 @@ def test_touching_probe_code_without_changing_it_reruns_nothing(tree):
     assert job_counts(tree.dry_run().stdout) == {}
 
 
+def test_code_only_pretraining_or_data_use_reruns_nothing(tree):
+    for module in ("nextvid/train/loop.py", "nextvid/data/embedded.py", "nextvid/launch.py"):
+        edit_source(tree, module)
+    assert job_counts(tree.dry_run().stdout) == {}
+
+
 def test_report_code_change_reruns_only_reports(tree):
     edit_source(tree, "nextvid/report/tables.py")
     counts = job_counts(tree.dry_run().stdout)
@@ -325,6 +331,14 @@ def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
 def test_launch_settings_rerun_nothing(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["launch"].append("launch.timeout_min=120"))
     assert job_counts(tree.dry_run("--set-resources", "pretrain:site='--set launch.qos=high'").stdout) == {}
+
+
+def test_html_report_collects_tables_and_figures_with_captions(tree):
+    out = snakemake(*tree.args("--report", "report.html"), cwd=tree.path, env=tree.env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    html = (tree.path / "report.html").read_text()
+    assert "fig4_probe_vs_step.png" in html and "table2_design.csv" in html
+    assert "Fig. 4 (ours), experiment" in html  # workflow/report/fig4.rst, rendered
 
 
 # --- interruption --------------------------------------------------------------------------------
