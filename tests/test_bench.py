@@ -33,6 +33,8 @@ def test_bench_train_reports_mfu_and_bf16_speedup(tmp_path, capsys):
         assert 0 < r[f"mfu_{d}"] == pytest.approx(r["flops_per_step"] / r[d]["step_s"] / r[d]["matmul_flops_per_s"])
         assert len(r[d]["step_s_all"]) == 2 and r[d]["clips_per_s"] == pytest.approx(r["batch_size"] * r[d]["steps_per_s"])
     assert r["bf16_speedup"] == pytest.approx(r["fp32"]["step_s"] / r["bf16"]["step_s"])
+    # the same figures on process CPU time (robust to other jobs holding the cores)
+    assert r["cpu_time"]["mfu_fp32"] > 0 and r["cpu_time"]["mfu_bf16"] > 0 and r["cpu_time"]["bf16_speedup"] > 0
     assert r["flops_per_step"] > 0 and r["environment"]["cpus"] >= 1 and "avx512_bf16" in r["cpu"]
 
 
@@ -57,7 +59,7 @@ def test_bench_encoder_reports_ratio_vs_timm(tmp_path, capsys):
     r = run_bench(["encoder", "--preset", "nano", "--reps", "1", "--rounds", "1"], tmp_path / "encoder.json", capsys)
     assert r["tokens"] == 3 * 16 and r["width"] == 64
     assert r["ratio_vs_timm"] == pytest.approx(r["fp32"]["timm"]["s"] / r["fp32"]["ours"]["s"])
-    assert r["ratio_vs_timm_bf16"] > 0 and r["causal_mask_cost"] > 0
+    assert r["ratio_vs_timm_bf16"] > 0 and r["causal_mask_cost"] > 0 and r["cpu_time"]["ratio_vs_timm"] > 0
     # timm's twin differs only by its absolute position embedding
     assert r["params_timm"] - r["params_ours"] == r["tokens"] * r["width"]
 
