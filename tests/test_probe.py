@@ -291,5 +291,5 @@ def test_bench_probe_reports_speedup_and_equal_accuracy(tmp_path):
     protocol = load_protocol("motion", overrides=FAST)
     train, val = TokenClips(80, 4, segments=2, seed=1), TokenClips(30, 4, segments=2, seed=2)
     result = bench_probe(token_source(), protocol, ProbeData(lambda epoch: train, val, 4), work_dir=tmp_path)
-    assert result["heads"] == 4 and result["speedup"] > 0 and result["accuracy_delta"] == 0.0
+    assert result["heads"] == 4 and result["speedup"] > 0 and result["accuracy_delta"] == 0.0 and result["val_nll_delta"] == 0.0
     assert list(tmp_path.iterdir()) == []  # the bench leaves nothing behind

@@ -3,5 +3,5 @@
 protocol: per-benchmark protocols as validated config. encoders: the token sources (checkpoint,
 random init, pixels). features: cached / recomputed frozen features. heads: the attentive probe and
 its grid. fit: training the grid, exact evaluation, selection rules. report: metrics.json.
-run: one probe run. clips: clip sets from manifests. bench: caching vs recomputing.
+run: one probe run. data: clip sets from manifests (nextvid.data). bench: caching vs recomputing.
 """
