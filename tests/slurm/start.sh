@@ -14,19 +14,23 @@
 #   - accounting through slurmdbd + MariaDB, so that `sacct` works: submitit reads job states with
 #     sacct (the launcher re-attaches to a job only when sacct says it is alive), and Snakemake's
 #     SLURM executor uses it by default.
-#   - the node advertises NEXTVID_SLURM_CPUS CPUs (default 8) on however many cores exist, so that a
-#     few small jobs run at once; --mem and --cpus-per-task steer scheduling only (no cgroups).
+#   - the node advertises NEXTVID_SLURM_CPUS CPUs (default 16) and NEXTVID_SLURM_MEM_MB of memory
+#     (default 131072) whatever the machine has, so that the workflow's SLURM profile runs as written
+#     (probe jobs ask for 4 CPUs and 16 GB) with a few jobs at once. Nothing enforces them (no
+#     cgroups): --mem and --cpus-per-task only steer scheduling.
 #
 # Environment (all optional):
 #   NEXTVID_SLURM_DIR   state, logs, pid files, munge key, database (default /tmp/nextvid-slurm)
-#   NEXTVID_SLURM_CPUS  CPUs the node advertises (default 8)
+#   NEXTVID_SLURM_CPUS  CPUs the node advertises (default 16)
+#   NEXTVID_SLURM_MEM_MB  memory the node advertises, in MB (default 131072)
 #   NEXTVID_SLURM_CRED_EXPIRE  seconds a requeued job is held before it may start again (default 10;
 #                       SLURM's default is 120)
 #   SLURMCTLD_PORT SLURMD_PORT SLURMDBD_PORT SLURM_MARIADB_PORT  (default 6817 6818 6819 3307)
 set -euo pipefail
 
 S=${NEXTVID_SLURM_DIR:-/tmp/nextvid-slurm}
-NODE_CPUS=${NEXTVID_SLURM_CPUS:-8}
+NODE_CPUS=${NEXTVID_SLURM_CPUS:-16}
+MEM=${NEXTVID_SLURM_MEM_MB:-131072}
 CRED_EXPIRE=${NEXTVID_SLURM_CRED_EXPIRE:-10}
 CTLD_PORT=${SLURMCTLD_PORT:-6817}
 SLURMD_PORT=${SLURMD_PORT:-6818}
@@ -41,10 +45,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 T0=$(date +%s%N)
 
 log() { local ms=$(( ($(date +%s%N) - T0) / 1000000 )); printf '[slurm start %3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"; }
+LOGS=""   # the logs that explain a failure of the current step (names under $S/log)
 die() {
   log "ERROR: $*" >&2
-  for f in "$S"/log/*.log; do
-    [ -s "$f" ] && { echo "---- last lines of $f" >&2; tail -n 20 "$f" >&2; }
+  for f in $LOGS; do
+    [ -s "$S/log/$f" ] && { echo "---- last lines of $S/log/$f" >&2; tail -n 25 "$S/log/$f" >&2; }
   done
   echo "(daemons that did start are still running: stop them with $HERE/stop.sh)" >&2
   exit 1
@@ -62,7 +67,7 @@ alive() {
 pid_of() { tr -dc 0-9 < "$S/run/$1.pid"; }
 port_free() {   # port_free PORT WHAT VARIABLE
   if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-    die "port $1 for $2 is already taken (another SLURM or database on this machine?); set $3 to another port"
+    LOGS="" die "port $1 for $2 is already taken (another SLURM or database on this machine?); set $3 to another port"
   fi
 }
 wait_for() {    # wait_for SECONDS WHAT CMD...: poll CMD every 0.2 s
@@ -78,6 +83,7 @@ ours() { [ ! -e "$1" ] || [[ "$(head -n 1 "$1")" == "$MARK"* ]]; }
 case "$S" in /?*) ;; *) echo "NEXTVID_SLURM_DIR must be an absolute path: $S" >&2; exit 1 ;; esac
 [ ${#S} -lt 70 ] || { echo "NEXTVID_SLURM_DIR is too long for a unix socket path: $S" >&2; exit 1; }
 [[ "$NODE_CPUS" =~ ^[1-9][0-9]*$ ]] || { echo "NEXTVID_SLURM_CPUS must be a positive integer: $NODE_CPUS" >&2; exit 1; }
+[[ "$MEM" =~ ^[1-9][0-9]*$ ]] || { echo "NEXTVID_SLURM_MEM_MB must be a positive integer: $MEM" >&2; exit 1; }
 for f in "$CONF" "$DBDCONF"; do
   ours "$f" || { echo "$f exists and was not written by this script: refusing to replace a real cluster's config" >&2; exit 1; }
 done
@@ -110,11 +116,8 @@ if [ ! -s "$S/munge-key/munge.key" ]; then
 fi
 SOCK=$S/munge/munge.socket.2
 
-# memory as slurmd sees it; 90 % of it, since a node reporting less than RealMemory is drained
-MEM=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -n 1)
-[ -n "$MEM" ] || die "slurmd -C reported no RealMemory"
-MEM=$(( MEM * 90 / 100 ))
-DEFMEM=$(( MEM / NODE_CPUS / 2 )); [ "$DEFMEM" -gt 1024 ] && DEFMEM=1024
+# a job that asks for no memory gets 1 GB per CPU, not the whole node
+DEFMEM=1024
 
 conf=$(cat <<EOF
 $MARK: single node on localhost for the tests, no cgroups,
@@ -158,6 +161,7 @@ AccountingStoragePass=$SOCK
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
+# config_overrides: the node is what this file says, not what the hardware has (no drain for it)
 SlurmdParameters=config_overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$NODE_CPUS Sockets=1 CoresPerSocket=$NODE_CPUS ThreadsPerCore=1 RealMemory=$MEM State=UNKNOWN
 # preemption: an urgent job that needs the node requeues debug jobs; preempt_send_user_signal sends
@@ -203,6 +207,7 @@ if [ "$changed" = 1 ] && { alive slurmctld || alive slurmd || alive slurmdbd; };
 fi
 
 # ------------------------------------------------------------------------------------ 3. start
+LOGS=munged.log
 if alive munged; then
   log "munged running (pid $(pid_of munged))"
 else
@@ -214,6 +219,7 @@ else
 fi
 
 DB=$S/mariadb
+LOGS="mariadb-install.log mariadb.log"
 if alive mariadbd; then
   log "mariadbd running (pid $(pid_of mariadbd))"
 else
@@ -238,6 +244,7 @@ mariadb --no-defaults --socket="$DB/mysqld.sock" -uroot -e "
   GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
   GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" || die "could not create the slurm database user"
 
+LOGS=slurmdbd.log
 if alive slurmdbd; then
   log "slurmdbd running (pid $(pid_of slurmdbd))"
 else
@@ -250,6 +257,7 @@ if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
   sacctmgr -i add cluster "$CLUSTER" >/dev/null || die "sacctmgr could not register cluster $CLUSTER"
 fi
 
+LOGS=slurmctld.log
 if alive slurmctld; then
   log "slurmctld running (pid $(pid_of slurmctld))"
 else
@@ -259,6 +267,7 @@ else
   log "started slurmctld (pid $(pid_of slurmctld), port $CTLD_PORT)"
 fi
 
+LOGS="slurmd.log slurmctld.log"
 if alive slurmd; then
   log "slurmd running (pid $(pid_of slurmd))"
 else
