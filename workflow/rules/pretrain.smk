@@ -24,10 +24,14 @@ rule pretrain:
         log_file("pretrain", "{config}", "{variant}", "seed{seed}.log"),
     wildcard_constraints:
         variant=VARIANT_RE,
+    # the long chain: started before the short jobs that can wait
+    priority: 10
     localrule: True
     conda:
         "../../envs/nextvid.yaml"
-    threads: 2
+    # Snakemake sets OMP_NUM_THREADS to this: on 2 cores a one-thread run beside a probe (or a second
+    # run) does more work than one run on both (docs/performance.md)
+    threads: 1
     resources:
         # where the run goes, not what it is (never a rerun trigger): `launcher` and `site` (e.g.
         # --set launch.partition=gpu) from the profile, `launch` (nodes, GPUs) from the experiment
