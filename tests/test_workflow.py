@@ -271,6 +271,7 @@ def test_profile_slurm_resolves_from_the_repository_root(tmp_path):
 REPORT_RULES = {"report_table", "report_fig4", "report_fig5", "report_fig6", "report_fig7", "report_findings"}
 
 
+@pytest.mark.slow
 def test_probe_code_change_reruns_probes_and_reports_never_pretraining(tree):
     edit_source(tree, "nextvid/probe/heads.py")
     out = tree.dry_run()
@@ -280,6 +281,7 @@ def test_probe_code_change_reruns_probes_and_reports_never_pretraining(tree):
     assert "pretrain" not in counts and "data_embedded" not in counts and "generate" not in counts
 
 
+@pytest.mark.slow
 def test_touching_probe_code_without_changing_it_reruns_nothing(tree):
     path = tree.repo / "nextvid/probe/heads.py"
     later = time.time() + 60
@@ -287,12 +289,14 @@ def test_touching_probe_code_without_changing_it_reruns_nothing(tree):
     assert job_counts(tree.dry_run().stdout) == {}
 
 
+@pytest.mark.slow
 def test_code_only_pretraining_or_data_use_reruns_nothing(tree):
     for module in ("nextvid/train/loop.py", "nextvid/data/embedded.py", "nextvid/launch.py"):
         edit_source(tree, module)
     assert job_counts(tree.dry_run().stdout) == {}
 
 
+@pytest.mark.slow
 def test_report_code_change_reruns_only_reports(tree):
     edit_source(tree, "nextvid/report/tables.py")
     counts = job_counts(tree.dry_run().stdout)
@@ -300,6 +304,7 @@ def test_report_code_change_reruns_only_reports(tree):
     assert not {"pretrain", "data_embedded", "probe", "probe_reference", "report_features"} & set(counts)
 
 
+@pytest.mark.slow
 def test_pretrain_parameter_change_reruns_that_pretraining_and_downstream(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("objective.ema_momentum=0.95"))
     out = tree.dry_run()
@@ -314,6 +319,7 @@ def test_pretrain_parameter_change_reruns_that_pretraining_and_downstream(tree):
     assert done.stat().st_mode & 0o222 == 0
 
 
+@pytest.mark.slow
 def test_variant_change_reruns_only_that_variant(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"].update(variants=["nextvid", "no_ema"]))
     counts = job_counts(tree.dry_run().stdout)
@@ -321,6 +327,7 @@ def test_variant_change_reruns_only_that_variant(tree):
     assert "generate" not in counts and "probe_reference" not in counts
 
 
+@pytest.mark.slow
 def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochs=3"))
     counts = job_counts(tree.dry_run().stdout)
@@ -328,11 +335,13 @@ def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
     assert not {"pretrain", "data_embedded", "generate"} & set(counts)
 
 
+@pytest.mark.slow
 def test_launch_settings_rerun_nothing(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["launch"].append("launch.timeout_min=120"))
     assert job_counts(tree.dry_run("--set-resources", "pretrain:site='--set launch.qos=high'").stdout) == {}
 
 
+@pytest.mark.slow
 def test_html_report_collects_tables_and_figures_with_captions(tree):
     out = snakemake(*tree.args("--report", "report.html"), cwd=tree.path, env=tree.env)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -350,6 +359,7 @@ def wait_for(path: Path, log: Path, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_killed_job_is_rerun_never_accepted(tree):
     """kill -9 of the whole snakemake process group while a probe job has written half its output:
     the next run knows the output is incomplete, reruns exactly that job, and finishes."""
@@ -381,6 +391,7 @@ def test_killed_job_is_rerun_never_accepted(tree):
     assert job_counts(tree.dry_run().stdout) == {}
 
 
+@pytest.mark.slow
 def test_killed_pretraining_resumes_and_leaves_no_completion_record(tree):
     """A run killed mid-way has no done.json: nothing downstream can take it as finished, and the
     next call runs `nextvid pretrain` again (which resumes from its latest checkpoint)."""
