@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -172,6 +173,11 @@ def _reattach(record: dict, folder: Path) -> Optional[submitit.Job]:
     if record["launcher"] == "slurm":
         job = submitit.SlurmJob(folder=folder, job_id=job_id)
         state = job.get_info(mode="force").get("State", "UNKNOWN").split()[0]
+        if state == "UNKNOWN":  # sacct failed (no slurmdbd, or a busy one): ask the controller
+            state = _squeue_state(job_id)
+        if state == "UNKNOWN":
+            raise LaunchError(f"cannot tell whether SLURM job {job_id} of this run is alive (sacct and squeue give no state); "
+                              "not submitting a second job into the same run directory")
         alive = state in LIVE_STATES
     else:  # local: the job id is the controller's pid
         alive = _pid_alive(int(job_id))
@@ -179,6 +185,18 @@ def _reattach(record: dict, folder: Path) -> Optional[submitit.Job]:
         state = "RUNNING" if alive else "DEAD"
     log.info("recorded %s job %s is %s", record["launcher"], job_id, state)
     return job if alive else None
+
+
+def _squeue_state(job_id: str) -> str:
+    """The job's state from the controller: 'GONE' once it has forgotten the job (MinJobAge after the
+    end), 'UNKNOWN' when it cannot be asked."""
+    try:
+        proc = subprocess.run(["squeue", "-h", "-j", job_id, "-t", "all", "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "UNKNOWN"
+    if proc.returncode == 0 and proc.stdout.strip():
+        return proc.stdout.split()[0]
+    return "GONE" if "Invalid job id" in proc.stderr else "UNKNOWN"
 
 
 class _LocalAttached(submitit.local.local.LocalJob):
