@@ -213,7 +213,10 @@ class Trainer:
         if env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out / "config.yaml")
-        metrics = MetricsLog(self.out / "metrics.csv", resume_step=self.step) if env.is_main else None
+        # keep the row of the checkpoint's own step (written just before that checkpoint) when an
+        # uninterrupted run logs that step too; a `stop_at` end row off the logging grid is dropped
+        on_grid = self.step % cfg.train.log_every == 0 or self.step in stage_ends(cfg.schedule)
+        metrics = MetricsLog(self.out / "metrics.csv", resume_step=self.step + on_grid) if env.is_main else None
         self._started = time.perf_counter()
         progress = Progress(total, enabled=None if env.is_main else False)
         last: dict = {}
