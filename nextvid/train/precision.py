@@ -1,0 +1,23 @@
+"""Whether bf16 autocast runs natively on a device. Asked, not decided here: the config says bf16 or
+not (a hardware-dependent default would make a run's hash depend on the machine); the trainer warns
+when a config asks for bf16 where it would be emulated, i.e. much slower than fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def native_bf16(device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """CUDA: the GPU's own answer. CPU: AVX512-BF16 or AMX-BF16 in the kernel's CPU flags (oneDNN
+    emulates bf16 without them); unknown (no /proc/cpuinfo) counts as native, so nothing is claimed."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return True
+    return any(flag in flags.split() for flag in CPU_BF16_FLAGS)
