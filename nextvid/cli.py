@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("nextvid.commands.bench", "benchmarks (data loading, ...): a table, results/bench/<name>.json"),
     "generate": ("nextvid.commands.generate", "next-frame generations from a checkpoint's flow decoder (Fig. 5 samples)"),
     "report": ("nextvid.commands.report", "tables beside the paper's, figures, findings, t-SNE features"),
+    "vae": ("nextvid.commands.vae", "train the small VAE of the `vae` generation target on a mixture's frames"),
 }
 
 

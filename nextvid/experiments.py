@@ -19,6 +19,10 @@ class Variant:
     description: str
     overrides: tuple[str, ...] = ()
     tables: dict[str, str] = field(default_factory=dict)  # paper table -> its row key for this variant
+    # workflow products its runs read besides the data: "vae" = a VAE target's weights and latent
+    # statistics (the workflow trains one per experiment, nextvid.vae; its `target.*` keys then come
+    # from nextvid.vae.config.target_overrides unless the experiment names its own target.vae_path)
+    needs: tuple[str, ...] = ()
 
 
 VARIANTS: dict[str, Variant] = {
@@ -38,7 +42,7 @@ VARIANTS: dict[str, Variant] = {
                 ("objective.generation=false",), {"table2_design": "align_ciso"}),
         # Table 3: generation target
         Variant("target_vae", "flow decoder generates the latents of the workflow-trained VAE",
-                ("target.kind=vae",), {"table3_target": "vae"}),
+                ("target.kind=vae",), {"table3_target": "vae"}, needs=("vae",)),
         # Table 4: masking
         Variant("no_masking", "the encoder sees the whole clip", ("masking.kind=none",), {"table4_masking": "no_masking"}),
         # Table 5: decoder attention

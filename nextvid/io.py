@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,6 +30,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty staging directory beside `path`; on success give its files the usual
+    permissions, fsync them and swap the directory in for `path` (two renames, the old directory
+    removed last); on failure remove it. `path` is never half-written: it holds the old content or
+    the new, never a mix (between the two renames it is briefly absent: not done, to a reader)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
+    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    try:
+        yield staging
+        for file in sorted(p for p in staging.rglob("*") if p.is_file()):
+            os.chmod(file, 0o666 & ~_umask())  # the usual permissions (some writers make 0600 files)
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(staging, path)
+        _fsync_dir(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:

@@ -2,6 +2,7 @@
 functions and the report parses them back, so a table cell traces to its metrics.json by path alone.
 
     results/data/<dataset>/...                                    extracted data (manifests, files)
+    results/vae/<config>/                                         the workflow-trained VAE (diffusers dir, stats.json, metrics.json)
     results/pretrain/<config>/<variant>/seed<seed>/               run dir: checkpoints/, metrics.csv, done.json
     results/probe/<config>/<variant>/seed<seed>/step<step>/<benchmark>/metrics.json
     results/generate/<config>/<variant>/seed<seed>/step<step>/samples.npz
@@ -29,6 +30,11 @@ def step_name(step: int) -> str:
 
 def data_dir(dataset: str, root: Path = RESULTS) -> Path:
     return root / "data" / dataset
+
+
+def vae_dir(config: str, root: Path = RESULTS) -> Path:
+    """The VAE an experiment's `vae`-target runs read (nextvid.vae.train writes it)."""
+    return root / "vae" / config
 
 
 def pretrain_dir(config: str, variant: str, seed: int, root: Path = RESULTS) -> Path:

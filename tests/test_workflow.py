@@ -134,7 +134,7 @@ def test_snakefmt_check():
 def test_conda_env_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = set(project["dependencies"])
-    for extra in ("workflow", "report"):
+    for extra in ("workflow", "report", "vae"):
         wanted |= {d for d in project["optional-dependencies"][extra] if not d.startswith("snakemake")}
     env = yaml.safe_load((ROOT / "envs/nextvid.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
@@ -168,14 +168,18 @@ def dry_counts(config: Path, cwd: Path) -> dict[str, int]:
 
 
 def expected_counts(config: dict) -> dict[str, int]:
-    pretrain = probe = refs = 0
+    from nextvid.experiments import get_variant
+
+    pretrain = probe = refs = vae = 0
     for exp in config["experiments"].values():
+        own_vae = any(s.startswith("target.vae_path=") for s in exp["pretrain"].get("set", []))
+        vae += any("vae" in get_variant(v).needs for v in exp["variants"]) and not own_vae
         runs = len(exp["variants"]) * len(exp["seeds"])
         steps = exp["probe"].get("steps") or sorted(set(exp["pretrain"].get("keep_steps", [])) | {exp["pretrain"]["total_steps"]})
         pretrain += runs
         probe += runs * len(steps) * len(exp["probe"]["benchmarks"])
         refs += len(exp["seeds"]) * len(exp["probe"]["benchmarks"]) * len(exp["probe"].get("references", ["random", "pixels"]))
-    return {"pretrain": pretrain, "probe": probe, "probe_reference": refs}
+    return {"pretrain": pretrain, "probe": probe, "probe_reference": refs, "vae": vae}
 
 
 @pytest.mark.parametrize("name", ["embedded", "smoke", "grid"])
@@ -186,6 +190,27 @@ def test_every_embedded_config_builds_its_dag(name, tmp_path):
     assert {k: counts.get(k, 0) for k in expected} == expected
     assert counts["data_embedded"] == 1 and counts["report_table"] == 7
     assert {"report_fig4", "report_fig6"} <= set(counts)
+    assert counts.get("vae", 0) == (name == "grid")  # grid.yaml has target_vae
+
+
+def test_vae_target_runs_read_the_workflow_trained_vae(tmp_path):
+    """A `vae`-target variant: the vae rule trains the experiment's VAE on the embedded mixture, and
+    the variant's runs depend on it and get its directory, statistics and latent shape."""
+    cfg = smoke_with(lambda c: c["experiments"]["smoke"].update(variants=["nextvid", "target_vae"],
+                                                                 vae={"set": ["steps=500"]}))
+    (tmp_path / "vae.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "vae.yaml", "-n", "-p",
+                    "results/pretrain/smoke/target_vae/seed0/done.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_counts(out.stdout) == {"data_embedded": 1, "vae": 1, "pretrain": 1}
+    text = out.stdout
+    assert ("nextvid vae train --mixture results/data/embedded_smoke/mixture.json --val-manifest "
+            "results/data/embedded_smoke/images/val.tsv results/data/embedded_smoke/motion/val.tsv --set steps=500") in text
+    pretrain = text[text.index("rule pretrain:"):]
+    assert "results/vae/smoke/stats.json" in pretrain.split("output:")[0]  # an input of the run
+    for s in ("target.kind=vae", "target.vae_path=results/vae/smoke", "target.vae_stats=results/vae/smoke/stats.json",
+              "target.latent_channels=4", "target.latent_downsample=4"):
+        assert f"--set {s}" in pretrain
 
 
 def test_paper_config_builds_its_dag_given_data_paths(tmp_path):
@@ -203,7 +228,9 @@ def test_paper_config_builds_its_dag_given_data_paths(tmp_path):
                 p.mkdir(parents=True, exist_ok=True)
     (tmp_path / "paper.yaml").write_text(text)
     counts = dry_counts(tmp_path / "paper.yaml", tmp_path)
-    assert {k: counts.get(k, 0) for k in ("pretrain", "probe", "probe_reference")} == expected_counts(config)
+    expected = expected_counts(config)
+    assert expected["vae"] == 0  # paper_ablations' target_vae reads its own VA-VAE (pretrain.set)
+    assert {k: counts.get(k, 0) for k in expected} == expected
     assert counts["data_convert"] == 10  # 4 benchmarks x (train, val) + 2 unlabelled corpora
     assert "data_embedded" not in counts
 
@@ -230,6 +257,11 @@ CONFIG_ERRORS = {
     "variant undone by the experiment": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("masking.kind=multiblock"),
                                          ["pretrain.set", "masking.kind", "no_masking"]),
     "probe step not kept": (lambda c: c["experiments"]["smoke"]["probe"].update(steps=[5]), ["probe.steps", "[5]"]),
+    "unknown vae key": (lambda c: c["experiments"]["smoke"].update(vae={"set": ["stepz=3"]}), ["vae.set", "stepz"]),
+    "vae key undone by the experiment": (
+        lambda c: (c["experiments"]["smoke"]["variants"].append("target_vae"),
+                   c["experiments"]["smoke"]["pretrain"]["set"].append("target.latent_channels=8")),
+        ["pretrain.set", "target.latent_channels"]),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from nextvid.commands.common import add_config_arguments, resolve_config
 
@@ -29,6 +30,9 @@ def run(args) -> int:
         if args.mixture:
             cfg = merge(cfg, {"data": {"sources": read_mixture(args.mixture)}})
         cfg = merge(cfg, {"data": {"sources": absolute_sources(cfg.data.sources)}})
+        if cfg.target.kind == "vae":  # like the data: a SLURM job runs from a snapshot elsewhere
+            cfg = merge(cfg, {"target": {key: str(Path(getattr(cfg.target, key)).expanduser().resolve())
+                                         for key in ("vae_path", "vae_stats")}})
     except (ValueError, ConfigError) as err:
         print(f"nextvid: config error: {err}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from nextvid.config import load as load_nextvid_config
 from nextvid.experiments import VARIANTS, get_variant
 from nextvid.probe.protocol import load_protocol
 from nextvid.report.paper import ABLATIONS
+from nextvid.vae.config import load_vae_config, target_overrides
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -185,6 +186,50 @@ def convert_args(wildcards):
     return " ".join([CONVERTERS[kind]] + [shlex.quote(str(a)) for a in args])
 
 
+# --- the VAE of `vae`-target variants ------------------------------------------------------------
+# An experiment with a variant that needs a VAE (nextvid.experiments: Variant.needs) gets one trained
+# by the workflow on its embedded pretraining mixture, results/vae/<experiment>/, unless its
+# pretrain.set names a VAE of its own (target.vae_path, e.g. paper.yaml's VA-VAE).
+
+# the pretraining keys the workflow-trained VAE sets
+VAE_TARGET_KEYS = {s.split("=", 1)[0] for s in target_overrides(".", load_vae_config())}
+# held-out frames of its reconstruction metrics: the embedded default's still images and videos
+VAE_VAL_BENCHMARKS = ("images", "motion")
+
+
+def own_vae(exp):
+    return any(s.split("=", 1)[0] == "target.vae_path" for s in exp["pretrain"]["set"])
+
+
+def trains_vae(name, variant):
+    exp = EXPERIMENTS[name]
+    return "vae" in get_variant(variant).needs and not own_vae(exp)
+
+
+def vae_config(name):
+    return load_vae_config(EXPERIMENTS[name]["vae"]["set"])
+
+
+def vae_files(name):
+    root = layout.vae_dir(name)
+    return {
+        "vae_config": str(root / "config.json"),
+        "vae_weights": str(root / "diffusion_pytorch_model.safetensors"),
+        "vae_stats": str(root / "stats.json"),
+    }
+
+
+def vae_inputs(wildcards):
+    return {
+        "mixture": embedded_mixture(),
+        "val": [manifest("embedded", "val", b) for b in VAE_VAL_BENCHMARKS],
+    }
+
+
+def vae_args(wildcards):
+    return set_args(experiment(wildcards)["vae"]["set"])
+
+
 # --- pretraining ---------------------------------------------------------------------------------
 
 
@@ -202,7 +247,10 @@ def pretrain_overrides(name, variant, seed):
     sources (real datasets), the seed and the budget."""
     exp = EXPERIMENTS[name]
     pre = exp["pretrain"]
-    sets = list(get_variant(variant).overrides) + list(pre["set"])
+    sets = list(get_variant(variant).overrides)
+    if trains_vae(name, variant):
+        sets += target_overrides(layout.vae_dir(name), vae_config(name))
+    sets += list(pre["set"])
     if pre["mixture"] != "embedded":
         sources = ", ".join(
             f"{{name: {m['dataset']}, manifest: {manifest(m['dataset'], 'train')}, "
@@ -250,6 +298,8 @@ def pretrain_inputs(wildcards):
         inputs = {"mixture": embedded_mixture()}
     else:
         inputs = {m["dataset"]: manifest(m["dataset"], "train") for m in mixture}
+    if trains_vae(wildcards.config, wildcards.variant):
+        inputs.update(vae_files(wildcards.config))
     if exp["nextvid_config"]:
         inputs["nextvid_config"] = ancient(exp["nextvid_config"])
     return inputs
@@ -598,6 +648,7 @@ def check_pretrain(name, exp):
                     f"{where}.pretrain.mixture.{i}.dataset",
                     f"{m['dataset']!r} is not in data.datasets",
                 )
+    check_vae(name, exp)
     past = [s for s in pre["keep_steps"] if s > pre["total_steps"]]
     if past:
         raise config_error(
@@ -617,6 +668,31 @@ def check_pretrain(name, exp):
             load_nextvid_config(exp["preset"], exp["nextvid_config"], sets)
         except (ConfigError, OSError) as err:
             raise config_error(f"{where} (variant {variant})", err) from None
+
+
+def check_vae(name, exp):
+    where = f"experiments.{name}"
+    try:
+        vae_config(name)
+    except ConfigError as err:
+        raise config_error(f"{where}.vae.set", err) from None
+    users = [v for v in exp["variants"] if trains_vae(name, v)]
+    if not users:
+        return
+    if exp["pretrain"]["mixture"] != "embedded":
+        raise config_error(
+            f"{where}.variants",
+            f"{users} need a VAE: the workflow trains one on the embedded mixture only; "
+            "name your own with target.vae_path and target.vae_stats in pretrain.set",
+        )
+    clash = sorted(
+        {s.split("=", 1)[0] for s in exp["pretrain"]["set"]} & VAE_TARGET_KEYS
+    )
+    if clash:
+        raise config_error(
+            f"{where}.pretrain.set",
+            f"{clash} would undo what the workflow-trained VAE sets (change it with vae.set)",
+        )
 
 
 def check_probe(name, exp):
