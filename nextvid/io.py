@@ -72,6 +72,28 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def save_npz(path: str | Path, arrays: dict[str, Any], meta: dict[str, Any]) -> Path:
+    """Compressed .npz, atomically; `meta` (JSON) rides along as a string array, so a results file
+    says what it holds without a second file beside it."""
+    import numpy as np
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+    return path
+
+
+def load_npz(path: str | Path) -> dict[str, Any]:
+    """What `save_npz` wrote: the arrays, and `meta` as a dict."""
+    import numpy as np
+
+    with np.load(path) as data:
+        out = {k: data[k] for k in data.files}
+    out["meta"] = json.loads(str(out["meta"]))
+    return out
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -284,7 +284,7 @@ def runs(tmp_path_factory):
 
 
 def generate(runs, out: Path, seed: int = 0, *extra) -> dict:
-    from nextvid.report.generation import load_samples
+    from nextvid.io import load_npz as load_samples
 
     args = ["generate", "--checkpoint", str(runs["ckpt"]), "--manifest", str(runs["val"]), "--out", str(out), "--samples", "3", "--seed", str(seed)]
     assert main([*args, *extra]) == 0
@@ -337,7 +337,7 @@ def test_generate_decodes_vae_targets(runs, tmp_path, tiny_vae):
     out = tmp_path / "g"
     assert main(["generate", "--checkpoint", str(tmp_path / "vae_run" / ckpt.LATEST), "--manifest", str(runs["val"]), "--out", str(out),
                  "--samples", "2", "--steps", "2"]) == 0
-    from nextvid.report.generation import load_samples
+    from nextvid.io import load_npz as load_samples
 
     s = load_samples(out / "samples.npz")
     assert s["masked"].shape == (2, 2, 6, 64, 64, 3) and s["rollout"].shape == (2, 6, 64, 64, 3) and s["meta"]["checkpoint"]["target"] == "vae"
@@ -352,7 +352,7 @@ def test_figures_written(runs, tmp_path, template):
         features.append(tmp_path / name)
         assert main(["report", "features", "--checkpoint", checkpoint, "--benchmark", "motion", "--val-manifest", str(runs["val"]),
                      "--out", str(features[-1]), "--set", "resolution=64", "--set", "frames=4", "--max-samples", "5"]) == 0
-    from nextvid.report.features import load_features
+    from nextvid.io import load_npz as load_features
 
     feats = load_features(features[0])
     assert feats["features"].shape == (5, 64) and feats["features"].dtype == np.float32 and sorted(set(feats["labels"].tolist())) == [0, 1, 2]

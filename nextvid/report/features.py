@@ -67,18 +67,6 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
 
 
 def save_features(path: str | Path, data: dict[str, Any], label: str) -> Path:
-    from nextvid.io import atomic_path
+    from nextvid.io import save_npz
 
-    meta = {**data["meta"], "label": label}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **{k: v for k, v in data.items() if k != "meta"})
-    return path
-
-
-def load_features(path: str | Path) -> dict[str, Any]:
-    with np.load(path) as data:
-        out = {k: data[k] for k in data.files}
-    out["meta"] = json.loads(str(out["meta"]))
-    return out
+    return save_npz(path, {k: v for k, v in data.items() if k != "meta"}, {**data["meta"], "label": label})

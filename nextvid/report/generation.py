@@ -14,7 +14,6 @@ from one seeded generator, clips deterministic (EvalClips, 1 segment x 1 view, c
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -117,18 +116,7 @@ def generate(gen: GenerationModel, video: torch.Tensor, seed: int, context: Opti
 
 
 def save_samples(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
-    """samples.npz, atomically; `meta` (JSON) rides along as a string array."""
-    from nextvid.io import atomic_path
+    """samples.npz, atomically, with its meta (`nextvid.io.save_npz`)."""
+    from nextvid.io import save_npz
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-    return path
-
-
-def load_samples(path: str | Path) -> dict[str, Any]:
-    with np.load(path) as data:
-        out = {k: data[k] for k in data.files}
-    out["meta"] = json.loads(str(out["meta"]))
-    return out
+    return save_npz(path, arrays, meta)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nextvid.report.features import load_features
+from nextvid.io import load_npz as load_features
 from nextvid.report.figures import plt, save
 
 FIG7 = "fig7_tsne"
