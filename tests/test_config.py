@@ -31,6 +31,18 @@ def plain(name: str = "vit_l") -> dict:
 # ------------------------------------------------------------------------------ unknown keys, types
 
 
+def error_key_after_setting(path: list, value) -> str:
+    """The dotted key that from_dict's error names after one value of a plain config is replaced."""
+    data = plain()
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as excinfo:
+        from_dict(Config, data)
+    return error_key(excinfo)
+
+
 @pytest.mark.parametrize(
     "path, value, key",
     [
@@ -42,14 +54,7 @@ def plain(name: str = "vit_l") -> dict:
     ],
 )
 def test_unknown_key_is_named(path, value, key):
-    data = plain()
-    node = data
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-    with pytest.raises(ConfigError) as excinfo:
-        from_dict(Config, data)
-    assert error_key(excinfo) == key
+    assert error_key_after_setting(path, value) == key
 
 
 @pytest.mark.parametrize(
@@ -71,14 +76,7 @@ def test_unknown_key_is_named(path, value, key):
     ],
 )
 def test_wrong_type_is_named(path, value, key):
-    data = plain()
-    node = data
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-    with pytest.raises(ConfigError) as excinfo:
-        from_dict(Config, data)
-    assert error_key(excinfo) == key
+    assert error_key_after_setting(path, value) == key
 
 
 def test_missing_required_field_in_list_element_is_named():

@@ -25,14 +25,7 @@ from probe_synthetic import Identity, TokenClips, WithBad, token_source  # noqa:
 FAST = ["heads=4", "epochs=6", "batch_size=32", "warmup_epochs=0.5", "grid.lr=[0.01, 0.001]", "grid.weight_decay=[0.01, 0.1]"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Probe heads are many small ops: on 2 cores shared with other jobs, 2 OpenMP threads make
-    each op wait for a descheduled thread (measured ~500x slower), so these tests use one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
 def synthetic_run(tmp_path, val_labels=None, cache_train=None, views=1, n_train=120, n_val=37, separation=1.5, overrides=()):

@@ -22,14 +22,7 @@ from nextvid.train import checkpoint as ckpt
 SIZE, FRAMES = 64, 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Probe heads are many small ops: on 2 cores shared with other jobs, 2 OpenMP threads make
-    each op wait for a descheduled thread (measured ~500x slower), so these tests use one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
 def write_video(path: Path, label: int, seed: int) -> None:
