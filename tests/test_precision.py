@@ -20,14 +20,14 @@ def test_cpu_bf16_is_native_only_with_its_flags(tmp_path):
 def test_trainer_warns_when_bf16_would_be_emulated(tmp_path, monkeypatch, caplog):
     from nextvid.config import merge
     from nextvid.presets import get_preset
-    from nextvid.train import loop
+    from nextvid.train import loop, precision
 
-    monkeypatch.setattr(loop, "native_bf16", lambda device: False)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     cfg = merge(get_preset("nano"), {"schedule": {"bf16": True}})
-    with caplog.at_level(logging.WARNING, logger="nextvid.train.loop"):
+    with caplog.at_level(logging.WARNING, logger="nextvid.train.precision"):
         loop.Trainer(cfg, tmp_path / "run", dataset_factory=None)
     assert any("schedule.bf16=false" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="nextvid.train.loop"):
+    with caplog.at_level(logging.WARNING, logger="nextvid.train.precision"):
         loop.Trainer(merge(cfg, {"schedule": {"bf16": False}}), tmp_path / "run2", dataset_factory=None)
     assert not caplog.records

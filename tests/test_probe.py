@@ -163,6 +163,20 @@ def test_val_order_and_batch_size_do_not_change_the_result(tmp_path):
         fit.predict(grid, store, [0, 1, 1], 2, torch.device("cpu"))
 
 
+def test_training_features_normalised_once_give_the_per_batch_logits(tmp_path):
+    from nextvid.probe.features import CachedTrainFeatures
+
+    store = _store(tmp_path, TokenClips(21, 4, segments=2, seed=4), name="train")
+    grid = ProbeGrid(16, 4, 4, 2.0, count=2, seed=1).eval()
+    batches = [[3, 0, 7], list(range(8, 21)), [1, 2, 4, 5, 6]]
+    once = CachedTrainFeatures(store, ProbeGrid.normalize, chunk=4)  # chunked across the batches
+    per_batch = CachedTrainFeatures(store, ProbeGrid.normalize, max_bytes=0)  # over the limit: per batch
+    assert once.prepared and not per_batch.prepared and not CachedTrainFeatures(store).prepared
+    for a, b in zip(once.epoch(0, batches), per_batch.epoch(0, batches)):
+        assert a[2] == b[2] and torch.equal(a[1], b[1])
+        assert torch.equal(grid(a[0], normalized=True), grid(b[0]))
+
+
 def test_each_sample_counted_once_per_sample_means(tmp_path):
     clips = TokenClips(11, 3, seed=7)
     store = _store(tmp_path, clips)
@@ -263,6 +277,21 @@ def test_holdout_split_is_stratified_and_deterministic():
     assert [sum(labels[p] == c for p in held) for c in range(3)] == [5, 3, 2]
     assert fit.holdout_split(labels, 0.1, seed=0) == (rest, held) != fit.holdout_split(labels, 0.1, seed=1)
     assert fit.holdout_split(labels, 0.0, seed=0) == (list(range(100)), [])
+
+
+def test_bf16_reaches_encoder_and_heads_and_is_recorded(tmp_path):
+    from nextvid.probe.features import encode_views
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(24, 32)
+    video = torch.randn(3, 2, 4, 24)  # (n, S*V, ...) whose last axis the "encoder" maps
+    tokens = {bf16: encode_views(linear, video, 2, 1, chunk=2, bf16=bf16).float() for bf16 in (False, True)}
+    assert not torch.equal(tokens[True], tokens[False])  # autocast ran the matmul in bf16
+    torch.testing.assert_close(tokens[True], tokens[False], atol=0.05, rtol=0.05)
+    runs = {bf16: synthetic_run(tmp_path / str(bf16), separation=3.0, overrides=["epochs=10", f"bf16={str(bf16).lower()}"]) for bf16 in (False, True)}
+    assert runs[True]["features"]["heads_precision"] == "bf16 autocast" and runs[False]["features"]["heads_precision"] == "fp32"
+    assert runs[True]["heads"] != runs[False]["heads"]  # the heads trained under autocast
+    assert all(r["results"]["best_on_val"]["top1"] >= 95 for r in runs.values())
 
 
 def test_metrics_carry_the_protocol(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
@@ -61,15 +62,16 @@ def skip_log(clips: ClipSet, max_fraction: float, name: str) -> SkipLog:
     return SkipLog(max_fraction, total=len(clips), name=name)
 
 
-def encode_views(tokens_of: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor, segments: int, views: int, chunk: int) -> torch.Tensor:
+def encode_views(tokens_of: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor, segments: int, views: int, chunk: int,
+                 bf16: bool) -> torch.Tensor:
     """(n, S*V, C, T, H, W) -> (n, V, S*N, D) fp16: the tokens of a view's segments concatenated.
     The encoder runs on `chunk` samples' clips at a time (the same chunks give the same bits), under
-    bf16 autocast on GPUs."""
-    n, cuda = video.shape[0], video.device.type == "cuda"
+    bf16 autocast if asked."""
+    n = video.shape[0]
     out = []
     for start in range(0, n, chunk):
         part = video[start:start + chunk]
-        with torch.autocast(device_type=video.device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device_type=video.device.type, dtype=torch.bfloat16, enabled=bf16):
             tokens = tokens_of(part.flatten(0, 1)).float()  # (m*S*V, N, D)
         m, (N, D) = part.shape[0], tokens.shape[1:]
         out.append(tokens.view(m, segments, views, N, D).transpose(1, 2).reshape(m, views, segments * N, D).half())
@@ -110,7 +112,7 @@ def feature_key(**parts) -> str:
 
 
 def build_store(path: Path, clips: ClipSet, tokens_of, key: str, device: torch.device, chunk: int = 1, workers: int = 0,
-                max_bad_fraction: float = 0.05, name: str = "") -> FeatureStore:
+                max_bad_fraction: float = 0.05, name: str = "", bf16: bool = False) -> FeatureStore:
     """Encode every good sample of `clips` once (reusing a complete store with the same key; its skip
     log is checked against `max_bad_fraction` again). Bad samples are skipped and counted; more than
     `max_bad_fraction` of them raises TooManyBadInputs."""
@@ -131,7 +133,7 @@ def build_store(path: Path, clips: ClipSet, tokens_of, key: str, device: torch.d
             markers += [rec["index"] for rec in batch["skipped"]]
             if skips.consume(batch) is None:  # raises TooManyBadInputs past the limit
                 continue
-            feats = encode_views(tokens_of, batch["video"].to(device), clips.segments, clips.views, chunk).cpu().numpy()
+            feats = encode_views(tokens_of, batch["video"].to(device), clips.segments, clips.views, chunk, bf16).cpu().numpy()
             if array is None:  # room for every sample; a store reads only its first len(indices) rows
                 array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(clips),) + feats.shape[1:])
             array[row:row + len(feats)] = feats
@@ -151,19 +153,38 @@ def build_store(path: Path, clips: ClipSet, tokens_of, key: str, device: torch.d
 
 
 class CachedTrainFeatures:
-    """Training minibatches read from a store: the same features every epoch."""
+    """Training minibatches read from a store: the same features every epoch.
+
+    With `prepare` (the heads' parameter-free first op, e.g. ProbeGrid.normalize) the whole store is
+    transformed once into RAM, in `dtype`, when that takes at most `max_bytes`; the batches are then
+    its rows and `prepared` is True. The heads skip that op per batch: it was half of their step on
+    CPU (an fp16->fp32 LayerNorm over every token, every epoch)."""
 
     cached = True
 
-    def __init__(self, store: FeatureStore):
+    def __init__(self, store: FeatureStore, prepare: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 dtype: torch.dtype = torch.float32, max_bytes: int = 2 << 30, chunk: int = 256):
         self.store = store
         self.skips = store.skips
+        self.prepared_rows: Optional[torch.Tensor] = None
+        size = len(store) * math.prod(store.array.shape[2:]) * torch.finfo(dtype).bits // 8  # view 0 of each row
+        if prepare is not None and size <= max_bytes and len(store):
+            self.prepared_rows = torch.cat([prepare(torch.from_numpy(np.array(store.array[i:i + chunk, 0]))).to(dtype) for i in range(0, len(store), chunk)])
+        elif prepare is not None:
+            log.info("training features: %.1f GiB once prepared, over the %.1f GiB limit; preparing them per batch", size / 2**30, max_bytes / 2**30)
+
+    @property
+    def prepared(self) -> bool:
+        return self.prepared_rows is not None
 
     def epoch(self, epoch: int, batches: list[list[int]]) -> Iterator[Batch]:
         for positions in batches:
             rows, kept = self.store.rows_of(positions)
             if not rows:
                 yield None
+                continue
+            if self.prepared_rows is not None:
+                yield self.prepared_rows[rows], self.store.labels[rows], kept
                 continue
             feats, labels = self.store.read(rows)
             yield feats[:, 0], labels, kept
@@ -175,10 +196,11 @@ class LiveTrainFeatures:
     `skips`: the first epoch's skip log (every epoch's is checked against the limit)."""
 
     cached = False
+    prepared = False
 
     def __init__(self, clips_for_epoch: Callable[[int], ClipSet], tokens_of, device: torch.device, chunk: int = 1, workers: int = 0,
-                 max_bad_fraction: float = 0.05):
-        self.clips_for_epoch, self.tokens_of, self.device = clips_for_epoch, tokens_of, device
+                 max_bad_fraction: float = 0.05, bf16: bool = False):
+        self.clips_for_epoch, self.tokens_of, self.device, self.bf16 = clips_for_epoch, tokens_of, device, bf16
         self.chunk, self.workers, self.max_bad_fraction = chunk, workers, max_bad_fraction
         self.skips: Optional[SkipLog] = None
         self.bad_per_epoch: list[int] = []
@@ -190,7 +212,7 @@ class LiveTrainFeatures:
             if skips.consume(batch) is None:
                 yield None
                 continue
-            feats = encode_views(self.tokens_of, batch["video"].to(self.device), clips.segments, clips.views, self.chunk)
+            feats = encode_views(self.tokens_of, batch["video"].to(self.device), clips.segments, clips.views, self.chunk, self.bf16)
             yield feats[:, 0], batch["label"], batch["index"].tolist()  # fp16, as a cached store gives them
         self.bad_per_epoch.append(skips.bad)
         if self.skips is None:

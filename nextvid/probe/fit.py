@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 class TrainFeatures(Protocol):
     cached: bool
+    prepared: bool  # batches are already ProbeGrid.normalize'd
 
     def epoch(self, epoch: int, batches: list[list[int]]) -> Iterator[Optional[tuple[torch.Tensor, torch.Tensor, list[int]]]]:
         """Per batch of positions, in order: (features, labels, positions) of its good samples, or
@@ -91,7 +92,8 @@ def train_grid(
             feats, y, batch = item
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(step, total, warmup, protocol.lr_schedule)
-            logits = grid(feats.to(device))  # (G, B, C)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=protocol.bf16):
+                logits = grid(feats.to(device), normalized=features.prepared).float()  # (G, B, C)
             y = y.to(device)
             per_sample = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(grid)), reduction="none").view(len(grid), -1)
             weight = torch.ones_like(per_sample)
@@ -110,7 +112,7 @@ def train_grid(
 
 
 @torch.no_grad()
-def predict(grid: ProbeGrid, store: FeatureStore, rows: Sequence[int], batch_size: int, device: torch.device) -> torch.Tensor:
+def predict(grid: ProbeGrid, store: FeatureStore, rows: Sequence[int], batch_size: int, device: torch.device, bf16: bool = False) -> torch.Tensor:
     """(G, len(rows), C) class probabilities, averaged over each sample's views, in `rows` order."""
     if len(set(rows)) != len(rows):
         raise ValueError("predict: a sample is listed twice")
@@ -119,7 +121,9 @@ def predict(grid: ProbeGrid, store: FeatureStore, rows: Sequence[int], batch_siz
         chunk = list(rows[start:start + batch_size])
         feats, _ = store.read(chunk)  # (B, V, L, D)
         B, V = feats.shape[:2]
-        probs = torch.softmax(grid(feats.flatten(0, 1).to(device)).float(), dim=-1)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = grid(feats.flatten(0, 1).to(device))
+        probs = torch.softmax(logits.float(), dim=-1)
         probs = probs.view(len(grid), B, V, -1).mean(dim=2).cpu()
         if out is None:
             out = torch.zeros(len(grid), len(rows), probs.shape[-1])

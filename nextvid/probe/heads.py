@@ -84,10 +84,16 @@ class ProbeGrid(nn.Module):
     def __len__(self) -> int:
         return len(self.probes)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, N, D) -> (G, B, num_classes) logits of every head."""
+    @staticmethod
+    def normalize(tokens: torch.Tensor) -> torch.Tensor:
+        """The heads' shared first op (the context LayerNorm without its affine, which each head folds
+        in): parameter-free, so frozen features can be normalised once for every epoch."""
+        return F.layer_norm(tokens.float(), (tokens.shape[-1],), eps=1e-6)
+
+    def forward(self, tokens: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """(B, N, D) tokens (or their `normalize`d form) -> (G, B, num_classes) logits of every head."""
         B, N, D = tokens.shape
-        x = F.layer_norm(tokens.float(), (D,), eps=1e-6)  # shared by all heads
+        x = tokens if normalized else self.normalize(tokens)  # shared by all heads
         queries = torch.cat([p.input_space_queries() for p in self.probes])  # (G*H, D)
         attn = torch.softmax(x @ queries.T, dim=1)  # (B, N, G*H): softmax over tokens
         pooled = attn.transpose(1, 2) @ x  # (B, G*H, D)

@@ -21,7 +21,9 @@ from nextvid.config import ConfigError
 from nextvid.probe import fit, report
 from nextvid.probe.encoders import TokenSource
 from nextvid.probe.features import CachedTrainFeatures, ClipSet, LiveTrainFeatures, build_store, feature_key
+from nextvid.probe.heads import ProbeGrid
 from nextvid.probe.protocol import ProbeProtocol
+from nextvid.train.precision import warn_if_emulated
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,9 @@ def run_probe(
     _check(train0, protocol, views=1, name="training")
     _check(data.val_clips, protocol, views=protocol.views, name="validation")
     timing: dict[str, float] = {}
+    precision = "bf16 autocast" if protocol.bf16 else "fp32"
+    if protocol.bf16:
+        warn_if_emulated(device, "the protocol's bf16", "pass --set bf16=false here")
 
     t = time.perf_counter()
     _, held = fit.holdout_split(train0.labels, protocol.holdout_fraction, protocol.seed)
@@ -88,11 +93,11 @@ def run_probe(
     timing["train_heads"] = time.perf_counter() - t  # includes recomputed features when not cached
 
     t = time.perf_counter()
-    val_probs = fit.predict(trained.grid, val_store, range(len(val_store)), protocol.batch_size, device)
+    val_probs = fit.predict(trained.grid, val_store, range(len(val_store)), protocol.batch_size, device, protocol.bf16)
     val = fit.scores(val_probs[: len(trained.pairs)], val_store.labels)
     heldout = None
     if heldout_store is not None and heldout_rows:
-        probs = fit.predict(trained.grid, heldout_store, heldout_rows, protocol.batch_size, device)
+        probs = fit.predict(trained.grid, heldout_store, heldout_rows, protocol.batch_size, device, protocol.bf16)
         heldout = fit.scores(probs, heldout_store.labels[heldout_rows])
     rules = fit.select(trained, val, heldout)
     timing["evaluate"] = time.perf_counter() - t
@@ -106,7 +111,8 @@ def run_probe(
         "heldout": heldout_how,
         "samples_per_encoder_forward": chunk,
         "device": str(device),
-        "encoder_precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "encoder_precision": precision,
+        "heads_precision": precision,
     }
     skips = {"train": train_features.skips, "val": val_store.skips}
     if heldout_store is not None and heldout_store is not getattr(train_features, "store", None):
@@ -137,16 +143,17 @@ def _features(source, protocol, data, train0, held, out, device, chunk, workers,
 
     def store(name, clips, **extra):
         return build_store(out / "features" / name, clips, tokens_of, feature_key(split=name, **extra, **key), device, chunk, workers,
-                           protocol.max_bad_fraction, name)
+                           protocol.max_bad_fraction, name, protocol.bf16)
 
     val_store = store("val", data.val_clips)
     if cache_train:
         train_store = store("train", train0)
         if not set(train_store.indices.tolist()) <= set(range(len(train0))):
             raise ValueError("the training clip set's items must carry their position as \"index\"")
-        train_features = CachedTrainFeatures(train_store)
+        # normalised once, in the dtype the bf16 matmuls would cast them to anyway (same numbers)
+        train_features = CachedTrainFeatures(train_store, ProbeGrid.normalize, torch.bfloat16 if protocol.bf16 else torch.float32)
     else:
-        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers, protocol.max_bad_fraction)
+        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers, protocol.max_bad_fraction, protocol.bf16)
     if not held:
         return val_store, train_features, None, [], None
     same_views = not protocol.augment and protocol.views == 1  # the training views are the evaluation views

@@ -49,7 +49,7 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
         if not good:
             continue
         video = torch.stack([item["video"] for item in good]).to(device)
-        tokens = encode_views(module, video, clips.segments, clips.views, chunk)  # (n, V, S*N, D)
+        tokens = encode_views(module, video, clips.segments, clips.views, chunk, protocol.bf16)  # (n, V, S*N, D)
         feats.append(tokens.float().mean(dim=(1, 2)).cpu().numpy())
         labels += [int(item["label"]) for item in good]
         indices += [int(item["index"]) for item in good]

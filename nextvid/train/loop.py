@@ -31,7 +31,7 @@ from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
 from nextvid.train.metrics import MetricsLog, Progress, collapse_diagnostics
 from nextvid.train.schedule import StepPlan, plan, samples_before, stage_ends
-from nextvid.train.precision import CPU_BF16_FLAGS, native_bf16
+from nextvid.train.precision import warn_if_emulated
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,8 @@ class Trainer:
                 raise ConfigError(f"schedule.stages.{i}.batch_size: {stage.batch_size} is not divisible by the {self.env.world_size} ranks")
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
-        if cfg.schedule.bf16 and not native_bf16(self.env.device):
-            log.warning("schedule.bf16 is on but this %s has no native bf16 (CPU flags %s): autocast is emulated and slower "
-                        "than fp32; set schedule.bf16=false here (a different config: a new run)", self.env.device.type, "/".join(CPU_BF16_FLAGS))
+        if cfg.schedule.bf16:
+            warn_if_emulated(self.env.device, "schedule.bf16", "set schedule.bf16=false here (a different config: a new run)")
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.env.device)
         self.target = build_target(cfg).to(self.env.device) if cfg.target.kind == "vae" else None
