@@ -4,6 +4,7 @@ two-rank DDP equals one rank, non-finite loss handling, metrics file across rest
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from nextvid.config import Config, merge
+from nextvid.experiments import VARIANTS
 from nextvid.presets import get_preset
 from nextvid.train import checkpoint as ckpt
 from nextvid.data.badinput import TooManyBadInputs
@@ -93,6 +95,17 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path):
     assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b]
     assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
     assert (tmp_path / "resumed/metrics.csv").read_text().count("step,stage") == 1
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if "vae" not in VARIANTS[v].needs])
+def test_every_variant_trains_through_the_trainer(variant, tmp_path):
+    """The workflow's variants run through the same train_step (its arguments reach every model)."""
+    from nextvid.config import parse_override
+
+    cfg = merge(nano(schedule={"total_steps": 4}), *map(parse_override, VARIANTS[variant].overrides))
+    summary = Trainer(cfg, tmp_path, DriftingPatterns).run()
+    assert summary["steps"] == 4 and (tmp_path / "done.json").is_file()
+    assert all(math.isfinite(float(r["loss"])) for r in read_metrics(tmp_path / "metrics.csv"))
 
 
 def test_checkpoint_is_complete_and_kept_steps_exist(tmp_path):

@@ -165,7 +165,8 @@ class VideoMAE(PretrainModel):
         self.reference = None
         self.decoder = JointPredictor(cfg.model.predictor, cfg.model.encoder.width, self.pixels.dim, cfg.model.encoder.rope_base, rule="bidirectional")
 
-    def forward(self, video, masks, tau_draws: int = 1, targets=None, generator=None):
+    def forward(self, video, masks, tau_draws: int = 1, targets=None, generator=None, noise_seeds=None):
+        """`tau_draws`, `generator`, `noise_seeds`: the trainer's NExT-Vid arguments; a regression objective draws no noise."""
         if len(masks) != 1:
             raise ValueError("VideoMAE takes exactly one (tube) mask view")
         keep = masks[0]
@@ -193,7 +194,8 @@ class ARRegression(PretrainModel):
         self.reference = None
         self.predictor = JointPredictor(cfg.model.predictor, cfg.model.encoder.width, self.pixels.dim, cfg.model.encoder.rope_base)
 
-    def forward(self, video, masks, tau_draws: int = 1, targets=None, generator=None):
+    def forward(self, video, masks, tau_draws: int = 1, targets=None, generator=None, noise_seeds=None):
+        """`tau_draws`, `generator`, `noise_seeds`: the trainer's NExT-Vid arguments; a regression objective draws no noise."""
         if masks:
             raise ValueError("the AR-regression baseline is unmasked (masking.kind must be none)")
         B = video.shape[0]
