@@ -6,6 +6,7 @@ functions and the report parses them back, so a table cell traces to its metrics
     results/pretrain/<config>/<variant>/seed<seed>/               run dir: checkpoints/, metrics.csv, done.json
     results/probe/<config>/<variant>/seed<seed>/step<step>/<benchmark>/metrics.json
     results/generate/<config>/<variant>/seed<seed>/step<step>/samples.npz
+    results/features/<config>/<variant>/seed<seed>/step<step>/<benchmark>.npz   pooled val features (t-SNE, RankMe)
     results/tables/<config>/<table>.{md,tex,csv}    results/figures/<config>/<figure>.png
 
 Reference rows (no pretraining) use the variants `random` (a random-init encoder of the preset) and
@@ -20,6 +21,7 @@ from pathlib import Path
 
 RESULTS = Path("results")
 REFERENCE_VARIANTS = ("random", "pixels")
+_FEATURES = re.compile(r"features/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)\.npz$")
 _PROBE = re.compile(r"probe/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)/metrics\.json$")
 
 
@@ -57,6 +59,10 @@ def generate_dir(config: str, variant: str, seed: int, step: int, root: Path = R
     return root / "generate" / config / variant / f"seed{seed}" / f"step{step}"
 
 
+def features_file(config: str, variant: str, seed: int, step: int, benchmark: str, root: Path = RESULTS) -> Path:
+    return root / "features" / config / variant / f"seed{seed}" / f"step{step}" / f"{benchmark}.npz"
+
+
 def tables_dir(config: str, root: Path = RESULTS) -> Path:
     return root / "tables" / config
 
@@ -79,4 +85,12 @@ def parse_probe_metrics(path: str | Path) -> ProbeKey:
     m = _PROBE.search(Path(path).as_posix())
     if m is None:
         raise ValueError(f"{path}: not a probe result path (expected .../probe/<config>/<variant>/seed<n>/step<n>/<benchmark>/metrics.json)")
+    return ProbeKey(m["config"], m["variant"], int(m["seed"]), int(m["step"]), m["benchmark"])
+
+
+def parse_features_file(path: str | Path) -> ProbeKey:
+    """The (config, variant, seed, step, benchmark) a features.npz belongs to, from its path."""
+    m = _FEATURES.search(Path(path).as_posix())
+    if m is None:
+        raise ValueError(f"{path}: not a features path (expected .../features/<config>/<variant>/seed<n>/step<n>/<benchmark>.npz)")
     return ProbeKey(m["config"], m["variant"], int(m["seed"]), int(m["step"]), m["benchmark"])

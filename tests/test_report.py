@@ -233,6 +233,45 @@ def test_findings_pretraining_beats_random_on_every_benchmark(tmp_path, template
     assert "no results" in next(x for x in text.splitlines() if x.startswith("| The EMA reference is essential"))
 
 
+def test_rankme_counts_the_directions_used():
+    from nextvid.report.rank import rankme
+
+    rng = np.random.default_rng(0)
+    assert rankme(np.eye(8)) == pytest.approx(8, rel=1e-5)  # 8 equal singular values
+    assert rankme(np.outer(rng.normal(size=50), rng.normal(size=16))) == pytest.approx(1, abs=1e-3)  # rank one
+    spread, squeezed = rng.normal(size=(200, 32)), rng.normal(size=(200, 32)) * np.r_[np.ones(4), np.full(28, 0.01)]
+    assert rankme(spread) > 25 and rankme(squeezed) < 6
+    q, _ = np.linalg.qr(rng.normal(size=(32, 32)))
+    assert rankme(spread @ q * 3.0) == pytest.approx(rankme(spread), rel=1e-6)  # rotation and scale do not change it
+    with pytest.raises(ValueError, match="all-zero"):
+        rankme(np.zeros((4, 3)))
+
+
+def put_features(root: Path, variant: str, seed: int, step: int, features: np.ndarray, indices=None, bench="images") -> Path:
+    from nextvid.io import save_npz
+
+    path = layout.features_file("tiny", variant, seed, step, bench, root / "results")
+    indices = np.arange(len(features)) if indices is None else indices
+    return save_npz(path, {"features": features.astype(np.float32), "labels": indices % 4, "indices": indices}, {"label": variant})
+
+
+def test_findings_show_rankme_per_variant_beside_the_probe(tmp_path, template):
+    rng = np.random.default_rng(1)
+    paths = put_all(tmp_path, template, {"nextvid": [20.0, 21.0, 19.0], "random": [22.0, 21.0, 23.0], "pixels": [15.0, 15.5]})
+    squeeze = np.r_[np.ones(3), np.full(29, 0.02)]  # pretrained features on ~3 directions, random init's spread
+    feats = [put_features(tmp_path, "nextvid", s, 200, rng.normal(size=(64, 32)) * squeeze) for s in range(3)]
+    feats += [put_features(tmp_path, "random", s, 0, rng.normal(size=(64, 32))) for s in range(3)]
+    out = tmp_path / "findings.md"
+    assert main(["report", "findings", "--metrics", *map(str, paths), "--features", *map(str, feats), "--out", str(out)]) == 0
+    text = out.read_text()
+    section = text[text.index("## Representation rank (RankMe) on `images`"):].split("\n## ")[0]
+    rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| ") and "RankMe" not in line}
+    assert set(rows) == {"nextvid", "random"} and "(3)" in rows["nextvid"] and "20.0 ± 1.0 (3)" in rows["nextvid"]
+    assert "lower than it by more than the seed spread" in section and "**supported**" in section
+    other = put_features(tmp_path, "random", 9, 0, rng.normal(size=(63, 32)), indices=np.arange(1, 64))
+    assert main(["report", "findings", "--metrics", *map(str, paths), "--features", *map(str, feats), str(other), "--out", str(out)]) == 1
+
+
 # ------------------------------------------------------------------------------------------ runs, generation, figures
 
 

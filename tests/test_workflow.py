@@ -342,7 +342,7 @@ def test_pretrain_parameter_change_reruns_that_pretraining_and_downstream(tree):
     out = tree.dry_run()
     counts = job_counts(out.stdout)
     assert counts["pretrain"] == 2 and counts["probe"] == 16 and counts["generate"] == 1
-    assert counts["report_features"] == 1  # nextvid's; the random-init reference's is unchanged
+    assert counts["report_features"] == 2  # both runs' (t-SNE, RankMe); the random-init reference's is unchanged
     assert "probe_reference" not in counts and "data_embedded" not in counts
     assert "Params have changed" in out.stdout
     # a finished run is write-protected: snakemake refuses to replace it (unless run as root, which

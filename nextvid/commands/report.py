@@ -4,7 +4,7 @@ and the pooled features the t-SNE figure reads. Inputs are result files at nextv
 
     nextvid report tables   --metrics M.json... --out DIR [--runs RUN...] [--config C] [--step N] [--tables T...]
     nextvid report figures  --out DIR [--metrics M.json...] [--runs RUN...] [--generations DIR...] [--features F.npz...]
-    nextvid report findings --metrics M.json... --out FILE.md [--runs RUN...] [--config C] [--step N]
+    nextvid report findings --metrics M.json... --out FILE.md [--runs RUN...] [--config C] [--step N] [--features F.npz...]
     nextvid report features --checkpoint CKPT --benchmark B --val-manifest VAL.tsv --out FILE.npz [...]
 """
 
@@ -33,6 +33,7 @@ def configure(parser) -> None:
 
     p = sub.add_parser("findings", help="docs/findings.md: each claim of the paper's ablations, verdict and numbers")
     _results_arguments(p, required=True)
+    p.add_argument("--features", nargs="+", default=[], metavar="NPZ", help="`nextvid report features` files of one benchmark: RankMe per variant")
     p.add_argument("--out", required=True, help="output Markdown file")
 
     p = sub.add_parser("features", help="pooled frozen features of a val split (for Fig. 7's t-SNE)")
@@ -129,7 +130,13 @@ def _findings(args) -> int:
     from nextvid.report.runs import budget_line
 
     budget = budget_line(_runs(args))
-    atomic_write_text(args.out, render_findings(_results(args), {"budget": budget} if budget else None))
+    rank = None
+    if args.features:
+        from nextvid.report.rank import rank_rows
+
+        rank = rank_rows(args.features)
+        rank = rank[rank["config"] == args.config] if args.config else rank
+    atomic_write_text(args.out, render_findings(_results(args), {"budget": budget} if budget else None, rank))
     print(f"nextvid report findings: {args.out}")
     return 0
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 import pandas as pd
 
-from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, format_cell
+from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, format_cell, summarise
 from nextvid.report.tables import benchmark_columns, column_label
 from nextvid.report.verdict import EQUIVALENCE_MARGIN, RULE_TEXT, Comparison, Kind, combine, compare
 
@@ -70,8 +70,9 @@ def claim_verdict(results: pd.DataFrame, claim: Claim, benchmark: str = AVG, rul
     return combine([comparison(results, a, b, benchmark, rule, claim.kind).verdict for a, b in claim.comparisons])
 
 
-def render_findings(results: pd.DataFrame, sources: Optional[dict] = None) -> str:
-    """`results`: long rows at one step per run, with `avg` (nextvid.report.results)."""
+def render_findings(results: pd.DataFrame, sources: Optional[dict] = None, rank: Optional[pd.DataFrame] = None) -> str:
+    """`results`: long rows at one step per run, with `avg` (nextvid.report.results); `rank`: RankMe
+    rows (nextvid.report.rank.rank_rows) for the section on representation rank."""
     benches = [b for b in benchmark_columns(results, "findings") if b != AVG] + [AVG]
     sources = sources or {}
     lines = [
@@ -97,6 +98,8 @@ def render_findings(results: pd.DataFrame, sources: Optional[dict] = None) -> st
         ours = "; ".join(_difference(results, a, b, claim.kind) for a, b in claim.comparisons)
         lines.append(f"| {claim.name} | {claim.paper} | {ours} | {claim_verdict(results, claim)} | {claim_verdict(results, claim, rule='heldout_selected')} |")
     lines += ["", *_beats_reference(results, benches)]
+    if rank is not None and not rank.empty:
+        lines += ["", *_rank_section(results, rank)]
     for claim in CLAIMS:
         lines += ["", f"## {claim.name}", "", f"Claim: {claim.statement}", "", f"Paper: {claim.paper}", ""]
         if claim.caveat:
@@ -114,6 +117,31 @@ def _beats_reference(results: pd.DataFrame, benches: list[str]) -> list[str]:
     for ref, verdicts in per.items():
         lines += ["", f"`{BASELINE}` beats `{ref}` on every benchmark by more than the seed spread: **{combine(verdicts)}** "
                       f"({', '.join(f'{column_label(b)}: {v}' for b, v in zip([b for b in benches if b != AVG], verdicts))})."]
+    return lines
+
+
+def _rank_section(results: pd.DataFrame, rank: pd.DataFrame) -> list[str]:
+    bench = rank["benchmark"].iloc[0]
+    if rank["benchmark"].nunique() != 1:
+        raise ValueError(f"RankMe rows of several benchmarks ({', '.join(sorted(set(rank['benchmark'])))}): give one benchmark's features")
+    n, dim = int(rank["samples"].iloc[0]), int(rank["dim"].max())
+    lines = [f"## Representation rank (RankMe) on `{bench}`", "",
+             f"How many directions each encoder's features use: RankMe [Garrido et al., 2023] of the mean-pooled features of the same {n} "
+             f"class-balanced val samples of `{bench}` (at most {dim}: the feature width), per pretraining seed; `nextvid report features` "
+             "files, at each run's final step. A representation that pretraining squeezed onto a few directions (dimensional collapse) "
+             "gives the probe less to read than a random-init encoder's spread features.", "",
+             f"| variant | RankMe | {column_label(bench)} top-1 (best on val) |", "|---|---|---|"]
+    order = [BASELINE] + sorted(v for v in set(rank["variant"]) if v not in (BASELINE, *REFERENCES)) + [r for r in REFERENCES if r in set(rank["variant"])]
+    for variant in (v for v in order if v in set(rank["variant"])):
+        ranks = rank[rank["variant"] == variant].sort_values("seed")["rankme"].tolist()
+        top1 = seed_values(results, variant, bench, PAPER_RULE)
+        lines.append(f"| {variant} | {_cell(summarise(ranks))} | {_cell(summarise(top1))} |")
+    ours, random = (rank[rank["variant"] == v].sort_values("seed")["rankme"].tolist() for v in (BASELINE, "random"))
+    if ours and random:
+        c = compare(random, ours)
+        ci = "" if c.low != c.low else f" (Welch 95 % CI of random − {BASELINE}: [{c.low:+.1f}, {c.high:+.1f}])"
+        lines += ["", f"`{BASELINE}`'s RankMe is {100 * c.b[0] / c.a[0]:.0f} % of the random-init encoder's; "
+                      f"lower than it by more than the seed spread{ci}: **{c.verdict}**."]
     return lines
 
 

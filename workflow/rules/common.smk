@@ -484,9 +484,8 @@ def generation_dirs(wildcards):
 
 
 def features_file(name, variant, seed, step, benchmark):
-    """Pooled features for the t-SNE figure (nextvid.layout has no builder yet: the probes' scheme)."""
-    run = Path(name, variant, f"seed{seed}", f"step{step}")
-    return str(layout.RESULTS / "features" / run / f"{benchmark}.npz")
+    """Pooled val features (t-SNE figure, RankMe in the findings)."""
+    return str(layout.features_file(name, variant, seed, step, benchmark))
 
 
 def features_inputs(wildcards):
@@ -513,6 +512,21 @@ def tsne_feature_files(name):
             name, v, seed, 0 if v in REFERENCES else final_step(exp), tsne["benchmark"]
         )
         for v in tsne["variants"]
+    ]
+
+
+def rank_feature_files(name):
+    """The findings' RankMe section: every run at its final step and the random-init reference, per
+    seed, on the t-SNE benchmark and samples (none without a `tsne` section)."""
+    exp = EXPERIMENTS[name]
+    tsne = exp.get("tsne")
+    if not tsne:
+        return []
+    runs = [(v, final_step(exp)) for v in exp["variants"]] + [("random", 0)]
+    return [
+        features_file(name, v, seed, step, tsne["benchmark"])
+        for v, step in runs
+        for seed in exp["seeds"]
     ]
 
 

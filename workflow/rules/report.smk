@@ -154,6 +154,7 @@ rule report_findings:
     input:
         metrics=lambda wc: probe_metrics_files(wc.config),
         runs=lambda wc: run_done_files(wc.config),
+        features=lambda wc: rank_feature_files(wc.config),
         code=REPORT_CODE,
     output:
         md=findings_file("{config}"),
@@ -164,6 +165,9 @@ rule report_findings:
         "../../envs/nextvid.yaml"
     params:
         runs=lambda wc: run_dirs(wc.config),
+        features=lambda wc, input: (
+            f"--features {' '.join(input.features)}" if input.features else ""
+        ),
     shell:
         "nextvid report findings --config {wildcards.config} --metrics {input.metrics}"
-        " --runs {params.runs} --out {output.md} > {log} 2>&1"
+        " --runs {params.runs} {params.features} --out {output.md} > {log} 2>&1"
