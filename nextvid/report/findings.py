@@ -127,7 +127,7 @@ def _rank_section(results: pd.DataFrame, rank: pd.DataFrame) -> list[str]:
     n, dim = int(rank["samples"].iloc[0]), int(rank["dim"].max())
     lines = [f"## Representation rank (RankMe) on `{bench}`", "",
              f"How many directions each encoder's features use: RankMe [Garrido et al., 2023] of the mean-pooled features of the same {n} "
-             f"class-balanced val samples of `{bench}` (at most {dim}: the feature width), per pretraining seed; `nextvid report features` "
+             f"class-balanced val samples of `{bench}` (at most {dim}: the feature width), one value per seed (pretraining seed; the random-init encoder's init seed); `nextvid report features` "
              "files, at each run's final step. A representation that pretraining squeezed onto a few directions (dimensional collapse) "
              "gives the probe less to read than a random-init encoder's spread features.", "",
              f"| variant | RankMe | {column_label(bench)} top-1 (best on val) |", "|---|---|---|"]
