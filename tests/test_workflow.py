@@ -262,7 +262,17 @@ CONFIG_ERRORS = {
         lambda c: (c["experiments"]["smoke"]["variants"].append("target_vae"),
                    c["experiments"]["smoke"]["pretrain"]["set"].append("target.latent_channels=8")),
         ["pretrain.set", "target.latent_channels"]),
+    "findings page outside the repository": (lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="../findings.md"),
+                                             ["report.findings_doc", "../findings.md"]),
 }
+
+
+def test_findings_doc_is_the_published_findings_page(tmp_path):
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(smoke_with(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="docs/f.md"))))
+    out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "cfg.yaml", "-n", "-p", "all", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "cp results/findings/smoke/findings.md docs/f.md" in out.stdout
+    assert job_counts(out.stdout)["publish_findings"] == 1
 
 
 @pytest.mark.parametrize("case", sorted(CONFIG_ERRORS))

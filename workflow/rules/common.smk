@@ -576,6 +576,7 @@ def all_targets():
         ]
         out += experiment_figures(name)
         out += [findings_file(name)] if exp["report"]["findings"] else []
+        out += [exp["report"]["findings_doc"]] if exp["report"]["findings_doc"] else []
     return out
 
 
@@ -766,12 +767,31 @@ def check_outputs(name, exp):
             f"{where}.report.tables",
             f"unknown {unknown} (choose from {', '.join(TABLES)})",
         )
+    doc = exp["report"]["findings_doc"]
+    if doc and not exp["report"]["findings"]:
+        raise config_error(
+            f"{where}.report.findings_doc", "needs report.findings: true"
+        )
+    if doc and (
+        Path(doc).is_absolute() or ".." in Path(doc).parts or Path(doc).suffix != ".md"
+    ):
+        raise config_error(
+            f"{where}.report.findings_doc",
+            f"{doc!r}: give a relative .md path inside the repository",
+        )
 
 
 for _name, _exp in EXPERIMENTS.items():
     check_pretrain(_name, _exp)
     check_probe(_name, _exp)
     check_outputs(_name, _exp)
+
+# repository path -> the experiment whose findings page is published there
+FINDINGS_DOCS = {
+    e["report"]["findings_doc"]: n
+    for n, e in EXPERIMENTS.items()
+    if e["report"]["findings_doc"]
+}
 
 
 wildcard_constraints:

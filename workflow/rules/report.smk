@@ -171,3 +171,21 @@ rule report_findings:
     shell:
         "nextvid report findings --config {wildcards.config} --metrics {input.metrics}"
         " --runs {params.runs} {params.features} --out {output.md} > {log} 2>&1"
+
+
+rule publish_findings:
+    """The findings page at the repository path an experiment names (`report.findings_doc`), so the
+    committed docs/findings.md is the workflow's output, byte for byte."""
+    input:
+        md=lambda wc: findings_file(FINDINGS_DOCS[wc.doc]),
+    output:
+        md="{doc}",
+    log:
+        log_file("report", "publish", "{doc}.log"),
+    wildcard_constraints:
+        doc="|".join(map(re.escape, FINDINGS_DOCS)) or "^$",
+    localrule: True
+    conda:
+        "../../envs/nextvid.yaml"
+    shell:
+        "cp {input.md} {output.md} 2> {log}"
