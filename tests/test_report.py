@@ -247,6 +247,19 @@ def test_rankme_counts_the_directions_used():
         rankme(np.zeros((4, 3)))
 
 
+def test_a_shared_offset_lowers_rankme_but_not_its_centred_form(tmp_path):
+    from nextvid.report.rank import mean_share, rank_rows, rankme
+
+    rng = np.random.default_rng(2)
+    spread = rng.normal(size=(300, 32))
+    offset = spread + 20.0 * rng.normal(size=32)  # the same vector added to every sample
+    assert rankme(offset) < 6 < 25 < rankme(offset - offset.mean(0))
+    assert mean_share(offset) > 0.9 and mean_share(spread - spread.mean(0)) == pytest.approx(0, abs=1e-12)
+    rows = rank_rows([put_features(tmp_path, "nextvid", 0, 200, offset)])
+    assert rows.loc[0, "rankme_centred"] == pytest.approx(rankme(offset - offset.mean(0)))
+    assert rows.loc[0, "mean_share"] == pytest.approx(mean_share(offset))
+
+
 def put_features(root: Path, variant: str, seed: int, step: int, features: np.ndarray, indices=None, bench="images") -> Path:
     from nextvid.io import save_npz
 
@@ -267,6 +280,7 @@ def test_findings_show_rankme_per_variant_beside_the_probe(tmp_path, template):
     section = text[text.index("## Representation rank (RankMe) on `images`"):].split("\n## ")[0]
     rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| ") and "RankMe" not in line}
     assert set(rows) == {"nextvid", "random"} and "(3)" in rows["nextvid"] and "20.0 ± 1.0 (3)" in rows["nextvid"]
+    assert len(rows["nextvid"].split("|")) == 7  # variant, RankMe, centred, mean's share, top-1
     assert "lower than it by more than the seed spread" in section and "**supported**" in section
     other = put_features(tmp_path, "random", 9, 0, rng.normal(size=(63, 32)), indices=np.arange(1, 64))
     assert main(["report", "findings", "--metrics", *map(str, paths), "--features", *map(str, feats), str(other), "--out", str(out)]) == 1

@@ -129,13 +129,16 @@ def _rank_section(results: pd.DataFrame, rank: pd.DataFrame) -> list[str]:
              f"How many directions each encoder's features use: RankMe [Garrido et al., 2023] of the mean-pooled features of the same {n} "
              f"class-balanced val samples of `{bench}` (at most {dim}: the feature width), one value per seed (pretraining seed; the random-init encoder's init seed); `nextvid report features` "
              "files, at each run's final step. A representation that pretraining squeezed onto a few directions (dimensional collapse) "
-             "gives the probe less to read than a random-init encoder's spread features.", "",
-             f"| variant | RankMe | {column_label(bench)} top-1 (best on val) |", "|---|---|---|"]
+             "gives the probe less to read than a random-init encoder's spread features. Centred: RankMe of the features minus their "
+             "mean over samples (the directions in which samples differ); mean's share: the fraction of the features' energy in that mean.", "",
+             f"| variant | RankMe | centred | mean's share | {column_label(bench)} top-1 (best on val) |", "|---|---|---|---|---|"]
     order = [BASELINE] + sorted(v for v in set(rank["variant"]) if v not in (BASELINE, *REFERENCES)) + [r for r in REFERENCES if r in set(rank["variant"])]
     for variant in (v for v in order if v in set(rank["variant"])):
-        ranks = rank[rank["variant"] == variant].sort_values("seed")["rankme"].tolist()
+        rows = rank[rank["variant"] == variant].sort_values("seed")
         top1 = seed_values(results, variant, bench, PAPER_RULE)
-        lines.append(f"| {variant} | {_cell(summarise(ranks))} | {_cell(summarise(top1))} |")
+        share = summarise(rows["mean_share"].tolist())
+        lines.append(f"| {variant} | {_cell(summarise(rows['rankme'].tolist()))} | {_cell(summarise(rows['rankme_centred'].tolist()))} "
+                     f"| {format_cell(share[0], share[1], share[2], digits=2)} | {_cell(summarise(top1))} |")
     ours, random = (rank[rank["variant"] == v].sort_values("seed")["rankme"].tolist() for v in (BASELINE, "random"))
     if ours and random:
         c = compare(random, ours)

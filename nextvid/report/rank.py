@@ -36,9 +36,19 @@ def rankme(features: np.ndarray) -> float:
     return float(math.exp(-(p * np.log(p)).sum()))
 
 
+def mean_share(features: np.ndarray) -> float:
+    """The fraction of the features' energy (sum of squares) in their mean over samples: a
+    sample-independent vector that uncentred RankMe counts as one strong direction."""
+    x = features.astype(np.float64)
+    total = float((x**2).sum())
+    return 0.0 if total == 0 else float(len(x) * (x.mean(0) ** 2).sum() / total)
+
+
 def rank_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per features file: config, variant, seed, step, benchmark (from the path), samples,
-    dim, rankme. Every file of one benchmark must hold the same samples (else the ranks do not compare)."""
+    dim, rankme, rankme_centred (of the features minus their mean over samples: the directions in
+    which samples differ) and mean_share. Every file of one benchmark must hold the same samples
+    (else the ranks do not compare)."""
     rows, samples = [], {}
     for path in sorted(set(map(str, paths))):
         key = parse_features_file(path)
@@ -46,6 +56,7 @@ def rank_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
             features, indices = data["features"], tuple(data["indices"].tolist())
         if samples.setdefault(key.benchmark, indices) != indices:
             raise ValueError(f"{path}: holds other samples than the other {key.benchmark} features files (different --max-samples or manifest?)")
-        rows.append({**key.__dict__, "samples": features.shape[0], "dim": features.shape[1], "rankme": rankme(features)})
-    columns = ["config", "variant", "seed", "step", "benchmark", "samples", "dim", "rankme"]
+        rows.append({**key.__dict__, "samples": features.shape[0], "dim": features.shape[1], "rankme": rankme(features),
+                     "rankme_centred": rankme(features - features.mean(0)), "mean_share": mean_share(features)})
+    columns = ["config", "variant", "seed", "step", "benchmark", "samples", "dim", "rankme", "rankme_centred", "mean_share"]
     return pd.DataFrame(rows, columns=columns)
