@@ -501,33 +501,34 @@ def features_checkpoint(wildcards):
     return checkpoint_file(wildcards)
 
 
-def tsne_feature_files(name):
+def pooled_feature_files(name, variants, seeds):
+    """Pooled val features on the experiment's t-SNE benchmark and samples, per variant and seed: a
+    run at its final step, a reference row at step 0 (none without a `tsne` section)."""
     exp = EXPERIMENTS[name]
     tsne = exp.get("tsne")
     if not tsne:
         return []
-    seed = exp["seeds"][0]
     return [
         features_file(
             name, v, seed, 0 if v in REFERENCES else final_step(exp), tsne["benchmark"]
         )
-        for v in tsne["variants"]
+        for v in variants
+        for seed in seeds
     ]
+
+
+def tsne_feature_files(name):
+    """Fig. 7: the t-SNE variants, first seed."""
+    exp = EXPERIMENTS[name]
+    return pooled_feature_files(
+        name, (exp.get("tsne") or {}).get("variants", []), exp["seeds"][:1]
+    )
 
 
 def rank_feature_files(name):
-    """The findings' RankMe section: every run at its final step and the random-init reference, per
-    seed, on the t-SNE benchmark and samples (none without a `tsne` section)."""
+    """The findings' RankMe section: every run and the random-init reference, every seed."""
     exp = EXPERIMENTS[name]
-    tsne = exp.get("tsne")
-    if not tsne:
-        return []
-    runs = [(v, final_step(exp)) for v in exp["variants"]] + [("random", 0)]
-    return [
-        features_file(name, v, seed, step, tsne["benchmark"])
-        for v, step in runs
-        for seed in exp["seeds"]
-    ]
+    return pooled_feature_files(name, [*exp["variants"], "random"], exp["seeds"])
 
 
 # --- tables and figures --------------------------------------------------------------------------
