@@ -67,7 +67,7 @@ class ProbeProtocol:
     seed: int = 0
     # bf16 autocast for the frozen encoder and the heads (features are stored fp16 either way), as the
     # pretraining runs: native on GPUs and on CPUs with AVX512-BF16/AMX (2x the fp32 feature pass of
-    # the tiny encoder here, docs/performance.md); elsewhere the probe warns and bf16=false is faster
+    # the tiny encoder here, docs/probe.md "Cost"); elsewhere the probe warns and bf16=false is faster
     bf16: bool = True
     # unreadable samples are skipped and counted per split; more than this fraction of a split is an error
     max_bad_fraction: float = 0.05
