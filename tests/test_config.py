@@ -122,6 +122,8 @@ def test_yaml_file_errors_name_the_key(tmp_path):
         ("masking.generators.x.spatial_scale=0.5", "masking.generators.x"),
         ("masking.generators.0.aspect_ratio=[1, two]", "masking.generators.0.aspect_ratio.1"),
         ("schedule.stages.0.tau_draws=many", "schedule.stages.0.tau_draws"),
+        ("schedule.stages.0.lr_start=1e-5x", "schedule.stages.0.lr_start"),
+        ("schedule.stages.0.tau_draws=1e2", "schedule.stages.0.tau_draws"),
         ("nothing.here=1", "nothing"),
     ],
 )
@@ -139,6 +141,11 @@ def test_overrides_apply_inside_lists_and_parse_yaml_values():
     assert cfg.model.decoder.attention == "cross_frame"
     assert cfg.schedule.stages[2].decoder_lr is None
     assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+    # YAML 1.1 reads `1e-5` as a string; a float field takes it as the number it is
+    cfg = load("nano", None, ["schedule.stages.0.lr_start=1e-5", "schedule.stages.3.decoder_lr=3E-4",
+                              "schedule.weight_decay=.5e+0"])
+    assert cfg.schedule.stages[0].lr_start == 1e-5 and cfg.schedule.stages[3].decoder_lr == 3e-4
+    assert cfg.schedule.weight_decay == 0.5
     with pytest.raises(ConfigError):
         parse_override("model.encoder.depth")
 
