@@ -8,6 +8,7 @@ differs. Where the paper is silent, the field's comment says whose choice we fol
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -280,14 +281,35 @@ def merge(base: Any, *overrides: dict[str, Any], path: str = "") -> Any:
     return from_dict(type(base), plain, "")
 
 
-def parse_override(text: str) -> dict[str, Any]:
-    """`model.encoder.depth=4` -> {"model": {"encoder": {"depth": 4}}}; the value is parsed as YAML."""
+def load_yaml(text: str) -> Any:
+    """YAML as a user means it: PyYAML follows YAML 1.1, where `1e-5` and `1.0e5` (no dot, or no sign
+    in the exponent) are strings; here they are floats, as in YAML 1.2 and Python."""
     import yaml
 
+    return yaml.load(text, Loader=_yaml_loader())
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`model.encoder.depth=4` -> {"model": {"encoder": {"depth": 4}}}; the value is parsed as YAML."""
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw)
+    value = load_yaml(raw)
     out: dict[str, Any] = {}
     node = out
     parts = key.strip().split(".")
@@ -300,13 +322,11 @@ def parse_override(text: str) -> dict[str, Any]:
 def load(preset: str | None = None, file: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Resolve a config: preset (default: the paper's ViT-L), then a YAML file, then KEY=VALUE overrides.
     A YAML file may name its own `preset:`."""
-    import yaml
-
     from nextvid.presets import get_preset
 
     file_data: dict[str, Any] = {}
     if file is not None:
-        file_data = yaml.safe_load(Path(file).read_text()) or {}
+        file_data = load_yaml(Path(file).read_text()) or {}
         if not isinstance(file_data, dict):
             raise ConfigError(f"{file}: expected a mapping at the top level")
         file_preset = file_data.pop("preset", None)
@@ -422,8 +442,6 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
-            return float(value)  # `1e-5`: YAML 1.1 (PyYAML) reads it as a string, a user means a number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         return float(value)
@@ -432,10 +450,6 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a string, got {value!r}")
         return value
     raise TypeError(f"{path}: unsupported config type {tp}")  # a bug in the schema, not in user input
-
-
-# Numbers PyYAML's YAML 1.1 resolver leaves as strings: an exponent without a dot in the mantissa.
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _to_plain(obj: Any) -> Any:

@@ -95,6 +95,9 @@ def test_yaml_file_errors_name_the_key(tmp_path):
     cfg = load(file=good)
     assert cfg.model.encoder.depth == 3 and cfg.model.encoder.width == get_preset("nano").model.encoder.width
     assert cfg.masking.generators == (config_module.BlockMaskSpec(4, 0.2),)
+    exponent = tmp_path / "exponent.yaml"
+    exponent.write_text("schedule:\n  weight_decay: 4e-2\n")  # a string to YAML 1.1, a number here
+    assert load("nano", exponent).schedule.weight_decay == 0.04
     cases = {
         "model:\n  encoder:\n    deepth: 3\n": "model.encoder.deepth",
         "model:\n  encoder:\n    depth: three\n": "model.encoder.depth",
@@ -141,7 +144,7 @@ def test_overrides_apply_inside_lists_and_parse_yaml_values():
     assert cfg.model.decoder.attention == "cross_frame"
     assert cfg.schedule.stages[2].decoder_lr is None
     assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
-    # YAML 1.1 reads `1e-5` as a string; a float field takes it as the number it is
+    # YAML 1.1 reads `1e-5` as a string; an override reads it as the number it is
     cfg = load("nano", None, ["schedule.stages.0.lr_start=1e-5", "schedule.stages.3.decoder_lr=3E-4",
                               "schedule.weight_decay=.5e+0"])
     assert cfg.schedule.stages[0].lr_start == 1e-5 and cfg.schedule.stages[3].decoder_lr == 3e-4

@@ -90,6 +90,8 @@ def test_protocol_file_and_unknown_benchmark(tmp_path):
     f.write_text("preset: ssv2\nepochs: 3\ngrid:\n  lr: [0.001]\n")
     p = load_protocol("my_ssv2", f)
     assert (p.benchmark, p.epochs, p.grid.lr, p.segments) == ("my_ssv2", 3, (0.001,), 2)
+    f.write_text("preset: ssv2\ngrid:\n  lr: [1e-3, 3e-4]\n")  # strings to YAML 1.1, numbers here
+    assert load_protocol("my_ssv2", f).grid.lr == (1e-3, 3e-4)
     f.write_text("frames: 8\nbogus: 1\n")
     with pytest.raises(ConfigError, match="^bogus: unknown key"):
         load_protocol("custom", f)

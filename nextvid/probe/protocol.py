@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nextvid.config import ConfigError, _to_plain, from_dict, merge, parse_override
+from nextvid.config import ConfigError, _to_plain, from_dict, load_yaml, merge, parse_override
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,9 @@ def load_protocol(benchmark: str, file: str | Path | None = None, overrides: lis
     """Resolve a protocol: the benchmark's preset (a custom benchmark name starts from the generic
     defaults and needs a file), then a YAML file, then KEY=VALUE overrides. A file may name its base
     with `preset: <benchmark>`."""
-    import yaml
-
     data: dict[str, Any] = {}
     if file is not None:
-        data = yaml.safe_load(Path(file).read_text()) or {}
+        data = load_yaml(Path(file).read_text()) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: expected a mapping at the top level")
     preset = data.pop("preset", benchmark)

@@ -138,7 +138,7 @@ def _rank_section(results: pd.DataFrame, rank: pd.DataFrame) -> list[str]:
         top1 = seed_values(results, variant, bench, PAPER_RULE)
         share = summarise(rows["mean_share"].tolist())
         lines.append(f"| {variant} | {_cell(summarise(rows['rankme'].tolist()))} | {_cell(summarise(rows['rankme_centred'].tolist()))} "
-                     f"| {format_cell(share[0], share[1], share[2], digits=2)} | {_cell(summarise(top1))} |")
+                     f"| {format_cell(*share, digits=2)} | {_cell(summarise(top1))} |")
     ours, random = (rank[rank["variant"] == v].sort_values("seed")["rankme"].tolist() for v in (BASELINE, "random"))
     if ours and random:
         c = compare(random, ours)
