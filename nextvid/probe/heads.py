@@ -103,7 +103,8 @@ class ProbeGrid(nn.Module):
 
 def make_optimizer(grid: ProbeGrid, pairs: list[tuple[float, float]], betas: tuple[float, float]) -> torch.optim.AdamW:
     """AdamW with each head's own (lr, wd): two groups per head (no decay on biases, norms, the
-    query), tagged with the head's index and base LR for the schedule."""
+    query), tagged with the head's index and base LR for the schedule. The fused kernel (CPU and
+    CUDA): the heads' step is small, so the unfused per-tensor update was 16-23% of it on CPU."""
     if len(pairs) != len(grid):
         raise ValueError(f"{len(pairs)} (lr, wd) pairs for {len(grid)} heads")
     groups = []
@@ -111,7 +112,8 @@ def make_optimizer(grid: ProbeGrid, pairs: list[tuple[float, float]], betas: tup
         for group in param_groups_weight_decay(probe, wd, no_weight_decay_list=("query",)):
             group.update(lr=lr, base_lr=lr, head=g)
             groups.append(group)
-    return torch.optim.AdamW(groups, betas=betas)
+    fused = all(p.device.type in ("cpu", "cuda") for p in grid.parameters())
+    return torch.optim.AdamW(groups, betas=betas, fused=fused)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
