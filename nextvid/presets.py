@@ -38,9 +38,11 @@ def tiny() -> Config:
     frames, batch = 8, 8
     return Config(
         model=ModelConfig(
-            encoder=EncoderConfig(image_size=128, frames=frames, width=192, depth=6, heads=3),
-            predictor=PredictorConfig(width=192, depth=4, heads=6),
-            decoder=DecoderConfig(width=192, depth=4, heads=6, sample_steps=20),
+            # width 128 (was 192, head widths kept: 64 in the encoder, 32 in predictor and decoder):
+            # issue 9's grid (39 encoders, 168 probes) in under 2 hours on 2 cores (docs/grid.md)
+            encoder=EncoderConfig(image_size=128, frames=frames, width=128, depth=6, heads=2),
+            predictor=PredictorConfig(width=128, depth=4, heads=4),
+            decoder=DecoderConfig(width=128, depth=4, heads=4, sample_steps=20),
         ),
         # A run of a few hundred steps needs a faster reference than the paper's 0.99925 (half-life
         # 924 of 132K steps); 0.99 gives a half-life of 69 steps.
