@@ -89,9 +89,8 @@ def _paper(benchmark: str, **kw: Any) -> ProbeProtocol:
 
 
 def _embedded(benchmark: str, **kw: Any) -> ProbeProtocol:
-    """CPU scale for the tiny preset: 128 px, deterministic views (features cached), 3 heads: one
-    weight decay, because over the 300-step grid's 126 head pairs per benchmark, 0.1 against 0.01
-    moved val top-1 by -0.08..+0.04 points on average and only added max-over-noise (docs/grid.md)."""
+    """CPU scale for the tiny preset: 128 px, deterministic views (features cached), 3 lr heads at
+    one weight decay (a second moved val top-1 by under 0.1 point on average: docs/grid.md)."""
     grid = GridConfig(lr=(1e-2, 3e-3, 1e-3), weight_decay=(0.01,))
     base: dict[str, Any] = dict(resolution=128, heads=4, batch_size=64, epochs=20, grid=grid, warmup_epochs=1.0)
     return ProbeProtocol(benchmark=benchmark, **{**base, **kw})
@@ -116,8 +115,8 @@ PROTOCOLS = {
     # 2 layers, not Diving-48's 4: on the 6-block tiny encoder 4 "evenly spaced" layers are blocks 2-5
     # (stride 1); blocks 2 and 5 span the same depth at half the feature width, and the 4-layer probe
     # took 10 min on 2 shared cores (450 s of it in the heads, whose cost is linear in the width).
-    # Each segment spans 32 frames, one per half of the 64-frame video, at 8 frames every 4: half the
-    # frames of 16 every 2 over the same span, half the cost (docs/grid.md, "How the budget was cut")
+    # 8 frames every 4: each segment still spans 32 frames, half the video, at half the cost of 16
+    # every 2 (docs/grid.md, "How the budget was cut")
     "motion_sequence": lambda: _embedded("motion_sequence", frames=8, frame_step=4, segments=2, layers=2),
 }
 
