@@ -9,7 +9,7 @@ Keys of `tables` are the paper tables of nextvid.report.paper.ABLATIONS; values 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 from nextvid.config import ConfigError
 
@@ -99,6 +99,17 @@ VARIANTS: dict[str, Variant] = {
                 Claims("AR regression", masking="none", views=1, objectives=("regression",), decoder=None, probed="online")),
     )
 }
+
+
+def budget_overrides(total_steps: int, stop_at: Optional[int] = None, keep_steps: Sequence[int] = ()) -> list[str]:
+    """The `--set` strings of a run's budget: the schedule's length, where the run stops (None: at the
+    schedule's end) and the kept checkpoints, the final one included (the workflow probes them)."""
+    final = stop_at or total_steps
+    kept = ", ".join(map(str, sorted(set(keep_steps) | {final})))
+    sets = [f"schedule.total_steps={total_steps}"]
+    if stop_at:
+        sets.append(f"schedule.stop_at={stop_at}")
+    return sets + [f"train.keep_steps=[{kept}]"]
 
 
 def get_variant(name: str) -> Variant:

@@ -75,6 +75,14 @@ OUR_ROWS = {
 for _table, _rows in OUR_ROWS.items():
     ROW_LABELS[_table].update(_rows)
 
+
+
+def row_at_step(table: str, key: str, step) -> str:
+    """The paper's row for a variant probed at `step`: Table 11's `k4` at 30000 steps is `k4_30k`."""
+    later = f"{key}_{step // 1000}k" if step else ""
+    return later if later in ABLATIONS.get(table, {}) else key
+
+
 # Table 1: the paper row printed beside each of our rows. Our encoders are tiny, so no size matches;
 # the beside-row is the paper's smallest NExT-Vid and, for the baselines, the published method they
 # imitate (VideoMAE; Toto is the paper's autoregressive-regression row). The paper's other rows are
