@@ -113,6 +113,34 @@ def test_tables_mean_std_beside_paper(tmp_path, template):
     assert "NExT-Vid ViT-L" in table1 and "78.5" in table1 and "V-JEPA 2 ViT-G" in table1
 
 
+def test_every_row_caption_names_base_overrides_encoder_schedule_and_target(tmp_path, template):
+    from nextvid.report.runs import Run
+
+    paths = put_all(tmp_path, template, {"simplified": [60.0], "no_masking": [50.0], "random": [30.0]}, step=15)
+    for path in paths:  # the probe recorded which encoder it read
+        m = json.loads(path.read_text())
+        m["encoder"]["encoder"] = "online" if "/simplified/" in str(path) else "reference"
+        path.write_text(json.dumps(m))
+    runs = [Run(Path("s"), "tiny", "simplified", 0, 132, (8,), True, stop_at=15),
+            Run(Path("n"), "tiny", "no_masking", 0, 150, (8,), True, target="vae", vae_path="results/vae/tiny")]
+    caption = build_table("table4_masking", results_of(paths), runs=runs).caption
+    rows = {line.split(":")[0]: line for line in caption if line.startswith("Row ")}
+    assert rows.keys() == {"Row simplified", "Row no_masking"}  # reference rows are described by their labels
+    assert rows["Row simplified"] == ("Row simplified: base simplified; overrides objective.alignment=false model.decoder.condition=cross "
+                                      "model.decoder.attention=none; probed encoder online; schedule early-stopped at step 15 of the "
+                                      "132-step schedule; target pixels.")
+    assert "probed encoder EMA" in rows["Row no_masking"] and "stages rescaled to 150 steps" in rows["Row no_masking"]
+    assert "standing in for VA-VAE" in rows["Row no_masking"] and "masking.unmasked_views=2" in rows["Row no_masking"]
+
+
+def test_table11_rows_sit_beside_the_paper_row_at_their_step(tmp_path, template):
+    paths = put_all(tmp_path, template, {"nextvid": [60.0], "tau1": [61.0]}, step=30_000)
+    rows = set(build_table("table11_tau_draws", results_of(paths)).display.query("variant != '(paper only)'")["paper row"])
+    assert rows == {"k = 4, 30K steps", "k = 1, 30K steps"}
+    paths = put_all(tmp_path / "15k", template, {"nextvid": [60.0]}, step=15_000)
+    assert "k = 4, 15K steps" in set(build_table("table11_tau_draws", results_of(paths)).display["paper row"])
+
+
 def test_sources_trace_every_cell(tmp_path, template):
     paths = put_all(tmp_path, template, {"nextvid": [50.0, 55.0, 53.0], "gen_only": [48.0, 49.0], "random": [20.0, 21.0, 25.0], "pixels": [30.0, 31.0, 29.0]})
     table = build_table("table2_design", results_of(paths))
