@@ -208,7 +208,10 @@ def _free_port() -> int:
 
 
 def test_two_process_gloo_ddp_matches_one_process(tmp_path):
-    cfg = nano(schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}}, train={"log_every": 1, "checkpoint_every": 8, "deterministic": False})
+    # global mask truncation: two ranks then draw exactly one process's masks (per-device truncation,
+    # the default, truncates each rank's share on its own: tests/test_masking.py)
+    cfg = nano(schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}}, masking={"truncation": "global"},
+               train={"log_every": 1, "checkpoint_every": 8, "deterministic": False})
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
     port = _free_port()
     procs = []

@@ -3,9 +3,10 @@ checkpoints.
 
 Determinism by construction: the LR, tau draws, frames and batch size come from the schedule (a
 function of the step); the clips of a step are global sample indices `samples_before(step) + i`;
-masks are drawn from (seed, step) for the global batch and sliced per rank; the flow's tau and noise
+masks are drawn from (seed, step, rank) for the rank's batch (or, `masking.truncation: global`, from
+(seed, step) for the global batch and sliced per rank); the flow's tau and noise
 come from per-sample seeds. A resumed run therefore needs only the model, optimiser and step, and a
-two-rank run sees exactly the global batch a one-rank run sees.
+two-rank run sees exactly the global batch a one-rank run sees (the masks too, under global truncation).
 """
 
 from __future__ import annotations
@@ -256,9 +257,9 @@ class Trainer:
                                       f"({[r['path'] for r in batch['skipped']]}); see {self.out / SKIPS}")
             video = batch["video"].to(env.device, non_blocking=True)
             sample_ids = batch["index"].tolist()
-            # rows of the global batch this rank holds (a skipped unreadable sample leaves a gap)
-            rows = torch.as_tensor(sample_ids) - samples_before(cfg.schedule, self.step)
-            masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step)]
+            # rows of this rank's share of the batch it holds (a skipped unreadable sample leaves a gap)
+            rows = torch.as_tensor(sample_ids) - samples_before(cfg.schedule, self.step) - env.rank * rank_batch(p.batch_size, env.world_size)
+            masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step, env.rank, env.world_size)]
             seeds = [mix_seed(cfg.seed, i) for i in sample_ids]
             targets = self.target(video) if self.target is not None else None
             result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere)
