@@ -44,7 +44,8 @@ class Variant:
 
 # The paper's simplified model (Tables 4 and 5): generation with context isolation, no alignment, and a
 # decoder whose noisy targets cross-attend to z_t of their own token-frame (no concat, no self-attention).
-SIMPLIFIED = ("objective.alignment=false", "model.decoder.condition=cross", "model.decoder.attention=none")
+CROSS_DECODER = ("objective.alignment=false", "model.decoder.condition=cross")
+SIMPLIFIED = (*CROSS_DECODER, "model.decoder.attention=none")
 SIMPLIFIED_CLAIMS = Claims("simplified", objectives=("flow",), decoder="cross, none", probed="online")
 # without masking, two views of the whole clip: the masked model's two-view loss averaging is kept
 NO_MASKING = ("masking.kind=none", "masking.unmasked_views=2")
@@ -76,7 +77,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("simplified_no_masking", "the simplified model without masking: two views of the whole clip",
                 SIMPLIFIED + NO_MASKING, {"table4_masking": "no_masking"}, replace(SIMPLIFIED_CLAIMS, masking="none")),
         Variant("cross_self_decoder", "the simplified model whose noisy targets also self-attend within their frame (cross-self)",
-                (*SIMPLIFIED[:-1], "model.decoder.attention=frame"), {"table5_decoder": "cross_self"},
+                (*CROSS_DECODER, "model.decoder.attention=frame"), {"table5_decoder": "cross_self"},
                 replace(SIMPLIFIED_CLAIMS, decoder="cross, frame")),
         # ours: the same two switches on the full model
         Variant("no_masking", "the full model without masking: two views of the whole clip (ours)",
