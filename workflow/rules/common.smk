@@ -260,7 +260,9 @@ def pretrain_overrides(name, variant, seed):
         )
         sets.append(f"data.sources=[{sources}]")
     sets.append(f"seed={seed}")
-    return sets + budget_overrides(pre["total_steps"], pre["stop_at"], pre["keep_steps"])
+    return sets + budget_overrides(
+        pre["total_steps"], pre["stop_at"], pre["keep_steps"]
+    )
 
 
 def run_dir(name, variant, seed):
