@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STUB = Path(__file__).with_name("workflow_stub.py")
 SMOKE = "workflow/config/smoke.yaml"
 PROFILE = "workflow/profiles/local"
+SMOKE_RUNS = len(yaml.safe_load((ROOT / SMOKE).read_text())["experiments"]["smoke"]["variants"])  # 1 seed
+SMOKE_PROBES = SMOKE_RUNS * 2 * 4  # 2 kept steps x 4 benchmarks
 
 
 def snakemake(*args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
@@ -288,7 +290,7 @@ CONFIG_ERRORS = {
     "unknown nested key": (lambda c: c["experiments"]["smoke"]["pretrain"].update(totl_steps=5), ["totl_steps"]),
     "wrong type": (lambda c: c["experiments"]["smoke"]["pretrain"].update(total_steps="eight"), ["total_steps", "integer"]),
     "wrong enum": (lambda c: c["data"]["embedded"].update(scale="huge"), ["scale", "huge"]),
-    "unknown variant": (lambda c: c["experiments"]["smoke"]["variants"].append("nextvid_xl"), ["variants.2", "nextvid_xl"]),
+    "unknown variant": (lambda c: c["experiments"]["smoke"]["variants"].append("nextvid_xl"), [f"variants.{SMOKE_RUNS}", "nextvid_xl"]),
     "unknown nextvid key": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.dpth=3"),
                             ["model.encoder.dpth"]),
     "wrong nextvid type": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=deep"),
@@ -358,7 +360,7 @@ def test_probe_code_change_reruns_probes_and_reports_never_pretraining(tree):
     edit_source(tree, "nextvid/probe/heads.py")
     out = tree.dry_run()
     counts = job_counts(out.stdout)
-    assert counts["probe"] == 16 and counts["probe_reference"] == 8
+    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == 8
     assert set(counts) <= {"probe", "probe_reference", "report_features", "all"} | REPORT_RULES
     assert "pretrain" not in counts and "data_embedded" not in counts and "generate" not in counts
 
@@ -391,8 +393,8 @@ def test_pretrain_parameter_change_reruns_that_pretraining_and_downstream(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("objective.ema_momentum=0.95"))
     out = tree.dry_run()
     counts = job_counts(out.stdout)
-    assert counts["pretrain"] == 2 and counts["probe"] == 16 and counts["generate"] == 1
-    assert counts["report_features"] == 2  # both runs' (t-SNE, RankMe); the random-init reference's is unchanged
+    assert counts["pretrain"] == SMOKE_RUNS and counts["probe"] == SMOKE_PROBES and counts["generate"] == 1
+    assert counts["report_features"] == SMOKE_RUNS  # every run's (t-SNE, RankMe); the random-init reference's is unchanged
     assert "probe_reference" not in counts and "data_embedded" not in counts
     assert "Params have changed" in out.stdout
     # a finished run is write-protected: snakemake refuses to replace it (unless run as root, which
@@ -413,7 +415,7 @@ def test_variant_change_reruns_only_that_variant(tree):
 def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochs=3"))
     counts = job_counts(tree.dry_run().stdout)
-    assert counts["probe"] == 16 and counts["probe_reference"] == 8
+    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == 8
     assert not {"pretrain", "data_embedded", "generate"} & set(counts)
 
 
