@@ -114,15 +114,22 @@ def test_tables_mean_std_beside_paper(tmp_path, template):
 
 
 def test_every_row_caption_names_base_overrides_encoder_schedule_and_target(tmp_path, template):
-    from nextvid.report.runs import Run
+    from nextvid import config
+    from nextvid.report.runs import read_run
 
     paths = put_all(tmp_path, template, {"simplified": [60.0], "no_masking": [50.0], "random": [30.0]}, step=15)
     for path in paths:  # the probe recorded which encoder it read
         m = json.loads(path.read_text())
         m["encoder"]["encoder"] = "online" if "/simplified/" in str(path) else "reference"
         path.write_text(json.dumps(m))
-    runs = [Run(Path("s"), "tiny", "simplified", 0, 132, (8,), True, stop_at=15),
-            Run(Path("n"), "tiny", "no_masking", 0, 150, (8,), True, target="vae", vae_path="results/vae/tiny")]
+    runs = []  # run directories as the trainer leaves them (config.yaml)
+    for variant, sets in {"simplified": ["schedule.total_steps=132", "schedule.stop_at=15"],
+                          "no_masking": ["schedule.total_steps=150", "target.kind=vae", "target.vae_path=results/vae/tiny",
+                                         "target.vae_stats=results/vae/tiny/stats.json"]}.items():
+        run = layout.pretrain_dir("tiny", variant, 0, tmp_path / "results")
+        run.mkdir(parents=True)
+        config.save(config.load("tiny", None, sets), run / "config.yaml")
+        runs.append(read_run(run))
     caption = build_table("table4_masking", results_of(paths), runs=runs).caption
     rows = {line.split(":")[0]: line for line in caption if line.startswith("Row ")}
     assert rows.keys() == {"Row simplified", "Row no_masking"}  # reference rows are described by their labels
