@@ -63,9 +63,14 @@ class DecoderConfig:
     depth: int = 12
     heads: int = 12
     mlp_ratio: float = 4.0
-    # "frame": attention only within a token-frame [paper]. "cross_frame" (Table 5 ablation): noisy
-    # targets also attend to those of earlier token-frames (frame-causal, so no future leaks in).
-    attention: Literal["frame", "cross_frame"] = "frame"
+    # how z_t conditions the noisy target: "concat", channel concat at the input [paper, full model];
+    # "cross", noisy targets are the queries of a cross-attention whose keys/values are z_t of the same
+    # token-frame [paper, the simplified model of Tables 4 and 5].
+    condition: Literal["concat", "cross"] = "concat"
+    # self-attention among noisy targets: "frame", within a token-frame [paper]; "cross_frame" (ours,
+    # an extra Table 5 row): also to those of earlier token-frames (frame-causal, no future leaks in);
+    # "none" (condition "cross" only): the simplified model's decoder, cross-attention alone.
+    attention: Literal["frame", "cross_frame", "none"] = "frame"
     sample_steps: int = 50
 
 
@@ -87,6 +92,12 @@ class MaskingConfig:
     kind: Literal["multiblock", "tube", "none"] = "multiblock"
     generators: tuple[BlockMaskSpec, ...] = (BlockMaskSpec(8, 0.15), BlockMaskSpec(2, 0.7))
     tube_ratio: float = 0.9
+    # truncation of every sample's visible set to the minimum over "device": the rank's own batch
+    # (V-JEPA 2's per-GPU collator), or "global": the whole global batch (harder masks at large batch)
+    truncation: Literal["device", "global"] = "device"
+    # kind "none": how many views of the whole clip (2 keeps the two views of the masked model, so
+    # that a no-masking ablation changes masking alone)
+    unmasked_views: int = 1
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,9 @@ PAPER_STAGES = (
 @dataclass(frozen=True)
 class ScheduleConfig:
     total_steps: int = 132_000
+    # > 0: stop the run at this step of the `total_steps` schedule (the paper's ablation protocol: 15K
+    # steps of the 132K schedule, not the schedule squeezed into 15K). 0: run the whole schedule.
+    stop_at: int = 0
     stages: tuple[StageConfig, ...] = PAPER_STAGES
     weight_decay: float = 0.04
     betas: tuple[float, float] = (0.9, 0.95)
@@ -365,6 +379,12 @@ def validate(cfg: Config) -> None:
         _require(0 < g.aspect_ratio[0] <= g.aspect_ratio[1], f"{key}.aspect_ratio", "must be (low, high) with 0 < low <= high")
         _require(g.temporal_scale == 1.0, f"{key}.temporal_scale", "only 1.0 (tubes over the whole clip) is supported")
     _require(0 < cfg.masking.tube_ratio < 1, "masking.tube_ratio", "must be in (0, 1)")
+    _require(cfg.masking.unmasked_views >= 1, "masking.unmasked_views", "must be >= 1")
+    dec = cfg.model.decoder
+    _require(dec.attention != "none" or dec.condition == "cross", "model.decoder.attention",
+             "none needs condition: cross (with concat, nothing would mix z_t across positions)")
+    _require(dec.attention != "cross_frame" or dec.condition == "concat", "model.decoder.attention",
+             "cross_frame is defined for condition: concat")
     if cfg.masking.kind == "multiblock":
         _require(len(cfg.masking.generators) >= 1, "masking.generators", "needs at least one generator")
     obj = cfg.objective
@@ -388,6 +408,7 @@ def validate(cfg: Config) -> None:
     sched = cfg.schedule
     _require(sched.total_steps >= len(sched.stages), "schedule.total_steps", "must be >= the number of stages")
     _require(len(sched.stages) >= 1, "schedule.stages", "needs at least one stage")
+    _require(0 <= sched.stop_at <= sched.total_steps, "schedule.stop_at", f"must be in [0, total_steps={sched.total_steps}] (0: the whole schedule)")
     for i, st in enumerate(sched.stages):
         key = f"schedule.stages.{i}"
         _require(st.steps > 0, f"{key}.steps", "must be > 0")

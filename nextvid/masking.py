@@ -4,7 +4,9 @@ Every generator masks the same spatial positions in every token-frame (tubes: te
 a mask is a (B, K) tensor of sorted visible indices into the H' x W' grid, and the encoder gathers the
 same K positions from each token-frame. K is the same for every sample of a batch: each sample's
 visible set is truncated to the batch minimum by a random subset [ours, after V-JEPA, which
-truncates the sorted list and so drops the bottom of the image].
+truncates the sorted list and so drops the bottom of the image]. The batch is the device's own
+(`truncation: device`, V-JEPA 2's per-GPU collator, the default) or the global one (`global`): the
+minimum over more samples is smaller, so global truncation masks more at large batch (docs/masking.md).
 
 Multi-block [paper "Mask Sample [8, 2]", geometry after V-JEPA]: `num_blocks` rectangles of
 `spatial_scale` of the grid, aspect ratio drawn log-uniformly, one block size per batch, positions per
@@ -100,14 +102,30 @@ def complement(keep: torch.Tensor, num_positions: int) -> torch.Tensor:
 
 
 class MaskSampler:
-    """All mask views of a batch as a pure function of (seed, step): masks are vectorised and cheap, so
-    they are drawn in the training loop rather than in loader workers, and a resumed run draws exactly
-    the masks the uninterrupted run would have drawn."""
+    """All mask views of a rank's batch as a pure function of (seed, step, rank): masks are vectorised
+    and cheap, so they are drawn in the training loop rather than in loader workers, and a resumed run
+    draws exactly the masks the uninterrupted run would have drawn.
+
+    `truncation: device` draws each rank's share on its own (truncated to the rank's minimum), with a
+    generator of (seed, step, rank); `global` draws the global batch from (seed, step), truncated to
+    its minimum, and slices the rank's rows, so any number of ranks sees what one process sees.
+    Rank 0 of a device-truncated run and every global-truncated run share the generator of (seed, step)."""
 
     def __init__(self, cfg: MaskingConfig, grid_hw: tuple[int, int], seed: int = 0):
         self.views = build_mask_views(cfg, grid_hw)
+        self.truncation = cfg.truncation
         self.seed = seed
 
-    def __call__(self, batch: int, step: int) -> list[torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        return [view(batch, generator) for view in self.views]
+    def __call__(self, batch: int, step: int, rank: int = 0, world: int = 1) -> list[torch.Tensor]:
+        """The masks of rank `rank`'s `batch // world` rows of a global batch of `batch` at `step`."""
+        if batch % world:
+            raise ValueError(f"batch size {batch} is not divisible by the {world} ranks")
+        per_rank = batch // world
+        if self.truncation == "device":
+            generator = self._generator(step, rank)
+            return [view(per_rank, generator) for view in self.views]
+        generator = self._generator(step, 0)
+        return [view(batch, generator)[rank * per_rank:(rank + 1) * per_rank] for view in self.views]
+
+    def _generator(self, step: int, rank: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + step + rank * 2**40)

@@ -183,6 +183,11 @@ def test_cli_reports_config_errors_with_the_key(capsys):
          "masking.generators.0.temporal_scale"),
         ({"masking": {"kind": "multiblock", "generators": []}}, "masking.generators"),
         ({"masking": {"tube_ratio": 1.0}}, "masking.tube_ratio"),
+        ({"masking": {"unmasked_views": 0}}, "masking.unmasked_views"),
+        ({"model": {"decoder": {"attention": "none"}}}, "model.decoder.attention"),  # concat without attention: no mixing
+        ({"model": {"decoder": {"condition": "cross", "attention": "cross_frame"}}}, "model.decoder.attention"),
+        ({"schedule": {"stop_at": 132_001}}, "schedule.stop_at"),
+        ({"schedule": {"stop_at": -1}}, "schedule.stop_at"),
         ({"objective": {"generation": False, "alignment": False}}, "objective"),
         ({"objective": {"ema_momentum": 1.5}}, "objective.ema_momentum"),
         ({"target": {"kind": "vae"}}, "target.vae_path"),

@@ -200,22 +200,37 @@ def decoder_inputs(F=3, C_T=8, D=16):
     return x_tau, cond, tau, positions
 
 
-@pytest.mark.parametrize("attention", ["frame", "cross_frame"])
+DECODERS = {"frame": ("concat", "frame"), "cross_frame": ("concat", "cross_frame"), "cross": ("cross", "none"), "cross_self": ("cross", "frame")}
+
+
+@pytest.mark.parametrize("attention", list(DECODERS))
 def test_decoder_frame_dependence(attention):
+    """`attention` names the decoder: the full model's (frame), ours (cross_frame), and the simplified
+    model's cross-only and cross-self decoders; all but cross_frame keep every token-frame isolated."""
     torch.manual_seed(0)
-    decoder = FlowDecoder(DecoderConfig(width=48, depth=2, heads=2, attention=attention), cond_dim=16, target_dim=8)
+    condition, self_attention = DECODERS[attention]
+    decoder = FlowDecoder(DecoderConfig(width=48, depth=2, heads=2, condition=condition, attention=self_attention), cond_dim=16, target_dim=8)
     randomize_zero_params(decoder)
     x_tau, cond, tau, positions = decoder_inputs()
     F = x_tau.shape[1]
     out = decoder(x_tau, cond, tau, positions)
     assert out.shape == x_tau.shape
+    # within a token-frame: a noisy target sees the frame's other noisy targets only through
+    # self-attention; z_t of every position of the frame reaches it (concat: through self-attention)
+    for i in range(P):
+        g_x, g_c = torch.autograd.grad(project(out[:, 0, i], i), (x_tau, cond), retain_graph=True)
+        others = [j for j in range(P) if j != i]
+        assert_depends(g_x[:, 0, i].abs().sum(-1), f"{attention}: position {i} on its own noisy target")
+        mixes = self_attention != "none"
+        (assert_depends if mixes else assert_independent)(g_x[:, 0, others].abs().sum(-1), f"{attention}: position {i} on the frame's other noisy targets")
+        assert_depends(g_c[:, 0].abs().sum(-1), f"{attention}: position {i} on the frame's z_t")
     for t in range(F):
         grads = torch.autograd.grad(project(out[:, t], t), (x_tau, cond, tau), retain_graph=True)
         for name, g in zip(("x_tau", "cond", "tau"), grads):
             per_frame = g.abs().reshape(B, F, -1).sum(-1)
             assert_depends(per_frame[:, t], f"{attention}: frame {t} on its own {name}")
             assert_independent(per_frame[:, t + 1 :], f"{attention}: frame {t} on later {name}")
-            if attention == "frame":
+            if attention != "cross_frame":
                 assert_independent(per_frame[:, :t], f"frame-isolated: frame {t} on earlier {name}")
             else:
                 assert_depends(per_frame[:, :t], f"cross_frame: frame {t} on earlier {name}")
@@ -229,7 +244,7 @@ def test_decoder_frame_dependence(attention):
             assert diff[s] > 1e-5, f"{attention}: frame {s} ignores its own positions"
             assert (diff[:s] == 0).all(), f"{attention}: frames before {s} depend on frame {s}'s positions"
             later = diff[s + 1 :]
-            if attention == "frame":
+            if attention != "cross_frame":
                 assert (later == 0).all(), f"frame-isolated: later frames depend on frame {s}'s positions"
             else:
                 assert (later > 1e-5).all(), f"cross_frame: later frames ignore frame {s}'s positions"

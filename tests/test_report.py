@@ -81,7 +81,7 @@ def results_of(paths, step=None):
 
 
 def test_tables_mean_std_beside_paper(tmp_path, template):
-    paths = put_all(tmp_path, template, {"nextvid": [60.0, 62.0, 64.0], "no_masking": [40.0, 41.0, 42.0], "random": [30.0, 30.0, 33.0], "pixels": [35.0]})
+    paths = put_all(tmp_path, template, {"simplified": [60.0, 62.0, 64.0], "simplified_no_masking": [40.0, 41.0, 42.0], "random": [30.0, 30.0, 33.0], "pixels": [35.0]})
     out = tmp_path / "tables"
     assert main(["report", "tables", "--metrics", *map(str, paths), "--out", str(out)]) == 0
     for name in TABLES:
@@ -89,28 +89,63 @@ def test_tables_mean_std_beside_paper(tmp_path, template):
             assert (out / f"{name}{ext}").stat().st_size > 0
     md = (out / "table4_masking.md").read_text()
     # images (index 0): 60, 62, 64 -> 62.0 ± 2.0; motion (index 2): 64 ± 2; avg of the two mirrors per seed: 63 ± 2
-    row = next(line for line in md.splitlines() if line.startswith("| nextvid |"))
+    row = next(line for line in md.splitlines() if line.startswith("| simplified |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     header = [c.strip() for c in next(line for line in md.splitlines() if line.startswith("| variant")).strip("|").split("|")]
     got = dict(zip(header, cells))
     assert got["images (≈IN1K)"] == "62.0 ± 2.0" and got["motion (≈SSv2)"] == "64.0 ± 2.0" and got["appearance (≈K400)"] == "63.0 ± 2.0"
     assert got["avg (IN1K / SSv2 mirrors)"] == "63.0 ± 2.0"
-    assert (got["paper IN1K"], got["paper SSv2"], got["paper avg"]) == ("75.0", "58.7", "66.9")  # Table 4, with masking
-    no_mask = dict(zip(header, [c.strip() for c in next(line for line in md.splitlines() if line.startswith("| no_masking |")).strip("|").split("|")]))
+    assert (got["paper IN1K"], got["paper SSv2"], got["paper avg"]) == ("75.0", "58.7", "66.9")  # Table 4, simplified model with masking
+    no_mask = dict(zip(header, [c.strip() for c in next(line for line in md.splitlines() if line.startswith("| simplified_no_masking |")).strip("|").split("|")]))
     assert no_mask["paper IN1K"] == "31.0" and no_mask["images (≈IN1K)"] == "41.0 ± 1.0"
     pixels = dict(zip(header, [c.strip() for c in next(line for line in md.splitlines() if line.startswith("| pixels |")).strip("|").split("|")]))
     assert pixels["images (≈IN1K)"] == "35.0" and pixels["paper IN1K"] == "–"  # one seed: no std
     assert "best on val" in md and "<10" in (out / "table12_ema.md").read_text()
     # the CSV carries both selection rules, numerically
     wide = pd.read_csv(out / "table4_masking.csv").set_index("variant")
-    assert wide.loc["nextvid", "images.best_on_val.mean"] == pytest.approx(62.0)
-    assert wide.loc["nextvid", "images.heldout_selected.mean"] == pytest.approx(59.0)
-    assert wide.loc["nextvid", "images.best_on_val.std"] == pytest.approx(2.0) and wide.loc["nextvid", "images.best_on_val.n"] == 3
-    assert wide.loc["nextvid", "paper.IN1K"] == pytest.approx(75.0)
+    assert wide.loc["simplified", "images.best_on_val.mean"] == pytest.approx(62.0)
+    assert wide.loc["simplified", "images.heldout_selected.mean"] == pytest.approx(59.0)
+    assert wide.loc["simplified", "images.best_on_val.std"] == pytest.approx(2.0) and wide.loc["simplified", "images.best_on_val.n"] == 3
+    assert wide.loc["simplified", "paper.IN1K"] == pytest.approx(75.0)
     tex = (out / "table4_masking.tex").read_text()
-    assert r"62.0 $\pm$ 2.0" in tex and r"no\_masking" in tex and r"\label{tab:table4_masking}" in tex
+    assert r"62.0 $\pm$ 2.0" in tex and r"simplified\_no\_masking" in tex and r"\label{tab:table4_masking}" in tex
     table1 = (out / "table1.md").read_text()
     assert "NExT-Vid ViT-L" in table1 and "78.5" in table1 and "V-JEPA 2 ViT-G" in table1
+
+
+def test_every_row_caption_names_base_overrides_encoder_schedule_and_target(tmp_path, template):
+    from nextvid import config
+    from nextvid.report.runs import read_run
+
+    paths = put_all(tmp_path, template, {"simplified": [60.0], "no_masking": [50.0], "random": [30.0]}, step=15)
+    for path in paths:  # the probe recorded which encoder it read
+        m = json.loads(path.read_text())
+        m["encoder"]["encoder"] = "online" if "/simplified/" in str(path) else "reference"
+        path.write_text(json.dumps(m))
+    runs = []  # run directories as the trainer leaves them (config.yaml)
+    for variant, sets in {"simplified": ["schedule.total_steps=132", "schedule.stop_at=15"],
+                          "no_masking": ["schedule.total_steps=150", "target.kind=vae", "target.vae_path=results/vae/tiny",
+                                         "target.vae_stats=results/vae/tiny/stats.json"]}.items():
+        run = layout.pretrain_dir("tiny", variant, 0, tmp_path / "results")
+        run.mkdir(parents=True)
+        config.save(config.load("tiny", None, sets), run / "config.yaml")
+        runs.append(read_run(run))
+    caption = build_table("table4_masking", results_of(paths), runs=runs).caption
+    rows = {line.split(":")[0]: line for line in caption if line.startswith("Row ")}
+    assert rows.keys() == {"Row simplified", "Row no_masking"}  # reference rows are described by their labels
+    assert rows["Row simplified"] == ("Row simplified: base simplified; overrides objective.alignment=false model.decoder.condition=cross "
+                                      "model.decoder.attention=none; probed encoder online; schedule early-stopped at step 15 of the "
+                                      "132-step schedule; target pixels.")
+    assert "probed encoder EMA" in rows["Row no_masking"] and "stages rescaled to 150 steps" in rows["Row no_masking"]
+    assert "standing in for VA-VAE" in rows["Row no_masking"] and "masking.unmasked_views=2" in rows["Row no_masking"]
+
+
+def test_table11_rows_sit_beside_the_paper_row_at_their_step(tmp_path, template):
+    paths = put_all(tmp_path, template, {"nextvid": [60.0], "tau1": [61.0]}, step=30_000)
+    rows = set(build_table("table11_tau_draws", results_of(paths)).display.query("variant != '(paper only)'")["paper row"])
+    assert rows == {"k = 4, 30K steps", "k = 1, 30K steps"}
+    paths = put_all(tmp_path / "15k", template, {"nextvid": [60.0]}, step=15_000)
+    assert "k = 4, 15K steps" in set(build_table("table11_tau_draws", results_of(paths)).display["paper row"])
 
 
 def test_sources_trace_every_cell(tmp_path, template):
@@ -213,7 +248,7 @@ def test_findings_verdict_follows_the_numbers(tmp_path, template, nextvid, no_ma
     out = tmp_path / "findings.md"
     assert main(["report", "findings", "--metrics", *map(str, paths), "--out", str(out)]) == 0
     text = out.read_text()
-    summary = next(line for line in text.splitlines() if line.startswith("| Masking is essential"))
+    summary = next(line for line in text.splitlines() if line.startswith(f"| {MASKING.name}"))
     assert summary.split("|")[-3].strip() == expect
     assert "nextvid − no_masking: " in summary
     assert "Welch" in text and "75.0 / 58.7 / 66.9" in text

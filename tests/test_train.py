@@ -124,6 +124,28 @@ def test_checkpoint_is_complete_and_kept_steps_exist(tmp_path):
     assert again.is_complete() and again.step == cfg.schedule.total_steps
 
 
+def test_early_stopped_run_takes_the_full_schedules_steps_and_ends_at_stop_at(tmp_path):
+    """schedule.stop_at: every step is the full schedule's (LR, tau draws, stage), the run ends at the
+    stop with a kept checkpoint and done.json, resumes across the stop, and is not trained again."""
+    full = nano()  # 40 steps
+    cfg = nano(schedule={"stop_at": 17}, train={"keep_steps": [6]})
+    assert Trainer(cfg, tmp_path / "early", DriftingPatterns).run(stop_at=9) == {"steps": 9, "complete": False}
+    summary = Trainer(cfg, tmp_path / "early", DriftingPatterns).run()
+    assert summary["steps"] == 17 and summary["schedule_steps"] == 40
+    assert json.loads((tmp_path / "early/done.json").read_text())["steps"] == 17
+    kept = sorted(p.name for p in (tmp_path / "early/checkpoints").glob("step_*.pt"))
+    assert kept == [ckpt.step_name(6), ckpt.step_name(17)]
+    for row in read_metrics(tmp_path / "early/metrics.csv"):  # a row's step counts the steps done
+        p = plan(full.schedule, int(row["step"]) - 1)
+        assert (row["stage"], int(row["tau_draws"])) == (p.stage, p.tau_draws) and float(row["lr"]) == pytest.approx(p.lr, rel=1e-4)  # metrics.csv keeps 5 digits
+    # the same weights as the first 17 steps of the whole schedule
+    Trainer(full, tmp_path / "full", DriftingPatterns).run(stop_at=17)
+    a, b = model_state(tmp_path / "early"), model_state(tmp_path / "full")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    again = Trainer(cfg, tmp_path / "early", DriftingPatterns)
+    assert again.is_complete() and again.step == 17
+
+
 def test_changed_config_refuses_to_resume(tmp_path):
     Trainer(nano(), tmp_path, DriftingPatterns).run(stop_at=5)
     with pytest.raises(ckpt.CheckpointError, match="config"):
@@ -186,7 +208,10 @@ def _free_port() -> int:
 
 
 def test_two_process_gloo_ddp_matches_one_process(tmp_path):
-    cfg = nano(schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}}, train={"log_every": 1, "checkpoint_every": 8, "deterministic": False})
+    # global mask truncation: two ranks then draw exactly one process's masks (per-device truncation,
+    # the default, truncates each rank's share on its own: tests/test_masking.py)
+    cfg = nano(schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}}, masking={"truncation": "global"},
+               train={"log_every": 1, "checkpoint_every": 8, "deterministic": False})
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
     port = _free_port()
     procs = []

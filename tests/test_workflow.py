@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STUB = Path(__file__).with_name("workflow_stub.py")
 SMOKE = "workflow/config/smoke.yaml"
 PROFILE = "workflow/profiles/local"
+SMOKE_RUNS = len(yaml.safe_load((ROOT / SMOKE).read_text())["experiments"]["smoke"]["variants"])  # 1 seed
+SMOKE_PROBES = SMOKE_RUNS * 2 * 4  # 2 kept steps x 4 benchmarks
 
 
 def snakemake(*args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
@@ -175,7 +177,8 @@ def expected_counts(config: dict) -> dict[str, int]:
         own_vae = any(s.startswith("target.vae_path=") for s in exp["pretrain"].get("set", []))
         vae += any("vae" in get_variant(v).needs for v in exp["variants"]) and not own_vae
         runs = len(exp["variants"]) * len(exp["seeds"])
-        steps = exp["probe"].get("steps") or sorted(set(exp["pretrain"].get("keep_steps", [])) | {exp["pretrain"]["total_steps"]})
+        final = exp["pretrain"].get("stop_at") or exp["pretrain"]["total_steps"]
+        steps = exp["probe"].get("steps") or sorted(set(exp["pretrain"].get("keep_steps", [])) | {final})
         pretrain += runs
         probe += runs * len(steps) * len(exp["probe"]["benchmarks"])
         refs += len(exp["seeds"]) * len(exp["probe"]["benchmarks"]) * len(exp["probe"].get("references", ["random", "pixels"]))
@@ -191,6 +194,45 @@ def test_every_embedded_config_builds_its_dag(name, tmp_path):
     assert counts["data_embedded"] == 1 and counts["report_table"] == 7
     assert {"report_fig4", "report_fig6"} <= set(counts)
     assert counts.get("vae", 0) == (name == "grid")  # grid.yaml has target_vae
+
+
+def test_smoke_dag_builds_tables_4_and_5_from_the_simplified_model():
+    """Every paper row of Tables 4 and 5 has a variant in the smoke DAG, and each is the simplified model."""
+    from nextvid.experiments import VARIANTS
+    from nextvid.report.paper import ABLATIONS
+
+    variants = yaml.safe_load((ROOT / SMOKE).read_text())["experiments"]["smoke"]["variants"]
+    for table in ("table4_masking", "table5_decoder"):
+        rows = {VARIANTS[v].tables[table]: v for v in variants if table in VARIANTS[v].tables}
+        assert set(ABLATIONS[table]) <= set(rows), table
+        assert all(VARIANTS[rows[key]].claims.base == "simplified" for key in ABLATIONS[table]), table
+
+
+def test_paper_ablations_stop_the_full_schedule_early():
+    """paper.yaml's ablations: the 132K schedule stopped at 15K (and 30K) steps, as `nextvid config
+    --schedule` shows: 4 tau draws at every step and stage 1's LR that of the 132K run."""
+    from nextvid import config as nextvid_config
+    from nextvid.experiments import budget_overrides
+    from nextvid.train.schedule import end_step, plan
+
+    experiments = yaml.safe_load((ROOT / "workflow/config/paper.yaml").read_text())["experiments"]
+    full = nextvid_config.load("vit_l").schedule
+    for name, stop in (("paper_ablations", 15_000), ("paper_ablations_30k", 30_000)):
+        pre = experiments[name]["pretrain"]
+        sets = budget_overrides(pre["total_steps"], pre.get("stop_at"), pre.get("keep_steps", []))
+        sched = nextvid_config.load(experiments[name]["preset"], None, sets).schedule
+        assert end_step(sched) == stop and sched.total_steps == 132_000
+        for step in range(stop):
+            p, q = plan(sched, step), plan(full, step)
+            assert p.tau_draws == 4 and p == q, step
+        out = subprocess.run([sys.executable, "-m", "nextvid", "config", "--preset", "vit_l", *[a for s in sets for a in ("--set", s)], "--schedule"],
+                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0] == f"# {stop} of the 132000-step schedule (stopped early)"
+        rows = [line.split() for line in lines[2:]]
+        assert rows[0][:6] == ["warmup", "[0,", "12000)", "0.0001", "->", "0.0005"] and rows[0][7:9] == ["main", "4"]
+        assert rows[-1][:3] == ["stable1", "[12000,", f"{stop})"] and all(r[-3] == "4" for r in rows)
 
 
 def test_vae_target_runs_read_the_workflow_trained_vae(tmp_path):
@@ -248,14 +290,14 @@ CONFIG_ERRORS = {
     "unknown nested key": (lambda c: c["experiments"]["smoke"]["pretrain"].update(totl_steps=5), ["totl_steps"]),
     "wrong type": (lambda c: c["experiments"]["smoke"]["pretrain"].update(total_steps="eight"), ["total_steps", "integer"]),
     "wrong enum": (lambda c: c["data"]["embedded"].update(scale="huge"), ["scale", "huge"]),
-    "unknown variant": (lambda c: c["experiments"]["smoke"]["variants"].append("nextvid_xl"), ["variants.2", "nextvid_xl"]),
+    "unknown variant": (lambda c: c["experiments"]["smoke"]["variants"].append("nextvid_xl"), [f"variants.{SMOKE_RUNS}", "nextvid_xl"]),
     "unknown nextvid key": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.dpth=3"),
                             ["model.encoder.dpth"]),
     "wrong nextvid type": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=deep"),
                            ["model.encoder.depth"]),
     "unknown probe key": (lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochz=3"), ["epochz"]),
     "variant undone by the experiment": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("masking.kind=multiblock"),
-                                         ["pretrain.set", "masking.kind", "no_masking"]),
+                                         ["pretrain.set", "masking.kind", "simplified_no_masking"]),
     "probe step not kept": (lambda c: c["experiments"]["smoke"]["probe"].update(steps=[5]), ["probe.steps", "[5]"]),
     "unknown vae key": (lambda c: c["experiments"]["smoke"].update(vae={"set": ["stepz=3"]}), ["vae.set", "stepz"]),
     "vae key undone by the experiment": (
@@ -318,7 +360,7 @@ def test_probe_code_change_reruns_probes_and_reports_never_pretraining(tree):
     edit_source(tree, "nextvid/probe/heads.py")
     out = tree.dry_run()
     counts = job_counts(out.stdout)
-    assert counts["probe"] == 16 and counts["probe_reference"] == 8
+    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == 8
     assert set(counts) <= {"probe", "probe_reference", "report_features", "all"} | REPORT_RULES
     assert "pretrain" not in counts and "data_embedded" not in counts and "generate" not in counts
 
@@ -351,8 +393,8 @@ def test_pretrain_parameter_change_reruns_that_pretraining_and_downstream(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("objective.ema_momentum=0.95"))
     out = tree.dry_run()
     counts = job_counts(out.stdout)
-    assert counts["pretrain"] == 2 and counts["probe"] == 16 and counts["generate"] == 1
-    assert counts["report_features"] == 2  # both runs' (t-SNE, RankMe); the random-init reference's is unchanged
+    assert counts["pretrain"] == SMOKE_RUNS and counts["probe"] == SMOKE_PROBES and counts["generate"] == 1
+    assert counts["report_features"] == SMOKE_RUNS  # every run's (t-SNE, RankMe); the random-init reference's is unchanged
     assert "probe_reference" not in counts and "data_embedded" not in counts
     assert "Params have changed" in out.stdout
     # a finished run is write-protected: snakemake refuses to replace it (unless run as root, which
@@ -373,7 +415,7 @@ def test_variant_change_reruns_only_that_variant(tree):
 def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochs=3"))
     counts = job_counts(tree.dry_run().stdout)
-    assert counts["probe"] == 16 and counts["probe_reference"] == 8
+    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == 8
     assert not {"pretrain", "data_embedded", "generate"} & set(counts)
 
 
@@ -437,7 +479,7 @@ def test_killed_job_is_rerun_never_accepted(tree):
 def test_killed_pretraining_resumes_and_leaves_no_completion_record(tree):
     """A run killed mid-way has no done.json: nothing downstream can take it as finished, and the
     next call runs `nextvid pretrain` again (which resumes from its latest checkpoint)."""
-    run = tree.path / "results/pretrain/smoke/no_masking/seed0"
+    run = tree.path / "results/pretrain/smoke/simplified_no_masking/seed0"
     done = run / "done.json"
     done.chmod(0o644)
     done.unlink()

@@ -90,9 +90,10 @@ def _tables(args) -> int:
     unknown = sorted(set(args.tables or ()) - set(TABLES))
     if unknown:
         raise ValueError(f"--tables: unknown {', '.join(unknown)} (choose from {', '.join(TABLES)})")
-    results, budget = _results(args), budget_line(_runs(args))
+    results, runs = _results(args), _runs(args)
+    budget = budget_line(runs)
     for name in args.tables or TABLES:
-        table = build_table(name, results, args.step)
+        table = build_table(name, results, args.step, runs)
         if budget:
             table.caption.append(budget)
         for note in table.notes:

@@ -1,7 +1,10 @@
 """Flow-matching DiT decoder [paper; layout ours after DiT]: generates the next token-frame's target
 from noise, conditioned token-wise on z_t (channel concat with the noisy target) and on the flow
-time tau through adaLN-Zero. Attention stays inside a token-frame [paper]; the Table 5 ablation lets
-noisy targets also attend to earlier token-frames.
+time tau through adaLN-Zero. Attention stays inside a token-frame [paper]; our extra Table 5 row lets
+noisy targets also attend to earlier token-frames. The paper's simplified model (Tables 4 and 5)
+conditions by cross-attention instead (`condition: cross`): the noisy targets of token-frame t are the
+queries, z_t of the same token-frame the keys and values, with (`attention: frame`, "cross-self") or
+without (`attention: none`) self-attention among the noisy targets of the frame.
 
 Linear path: x_tau = (1 - tau) h0 + tau h1, h0 ~ N(0, I), tau ~ U(0, 1) (tau = 1 is data); the network
 predicts the velocity h1 - h0. Sampling integrates the ODE with Euler steps from tau = 0 to 1.
@@ -18,7 +21,7 @@ from torch import nn
 from torch.nn.functional import linear, mse_loss
 
 from nextvid.config import DecoderConfig
-from nextvid.models.attention import RopeAttention, frame_causal_mask
+from nextvid.models.attention import CrossAttention, RopeAttention, frame_causal_mask
 from nextvid.models.encoder import init_vit_weights
 from nextvid.models.rope import Rope3D
 
@@ -62,6 +65,34 @@ class DiTBlock(nn.Module):
         return x + _tokens(gate2) * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
+class CrossDiTBlock(nn.Module):
+    """A DiT block whose condition z_t comes in through cross-attention (noisy targets are the queries,
+    z_t the keys and values), optionally after self-attention among the noisy targets; every sub-layer
+    is adaLN-modulated by tau and gated (adaLN-Zero)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, self_attention: bool):
+        super().__init__()
+        self.attn = RopeAttention(dim, heads, qkv_bias=True, num_prefix_tokens=0) if self_attention else None
+        self.norm_self = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6) if self_attention else None
+        self.norm_cross = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.norm_context = nn.LayerNorm(dim)
+        self.cross = CrossAttention(dim, heads)
+        self.norm_mlp = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=lambda: nn.GELU(approximate="tanh"))
+        self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(dim, (9 if self_attention else 6) * dim))
+
+    def forward(self, x, cond, rope, context):
+        mods = self.adaln(cond).chunk(9 if self.attn is not None else 6, dim=-1)
+        if self.attn is not None:
+            shift, scale, gate = mods[:3]
+            x = x + _tokens(gate) * self.attn(modulate(self.norm_self(x), shift, scale), rope=rope)
+            mods = mods[3:]
+        shift1, scale1, gate1, shift2, scale2, gate2 = mods
+        ctx = self.norm_context(context)
+        x = x + _tokens(gate1) * self.cross(modulate(self.norm_cross(x), shift1, scale1), ctx, rope, rope)
+        return x + _tokens(gate2) * self.mlp(modulate(self.norm_mlp(x), shift2, scale2))
+
+
 class FinalLayer(nn.Module):
     def __init__(self, dim: int, out_dim: int):
         super().__init__()
@@ -79,10 +110,15 @@ class FlowDecoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.target_dim = target_dim
-        self.input = nn.Linear(cond_dim + target_dim, cfg.width)
         self.t_embed = TimestepEmbedder(cfg.width)
         self.rope = Rope3D(cfg.width // cfg.heads, rope_base)
-        self.blocks = nn.ModuleList(DiTBlock(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        if cfg.condition == "cross":  # z_t only as keys/values, projected once
+            self.input = nn.Linear(target_dim, cfg.width)
+            self.context = nn.Linear(cond_dim, cfg.width)
+            self.blocks = nn.ModuleList(CrossDiTBlock(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.attention == "frame") for _ in range(cfg.depth))
+        else:
+            self.input = nn.Linear(cond_dim + target_dim, cfg.width)
+            self.blocks = nn.ModuleList(DiTBlock(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg.width, target_dim)
         self.apply(init_vit_weights)
         nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
@@ -95,6 +131,8 @@ class FlowDecoder(nn.Module):
         """Velocity for noisy targets x_tau (B, F, P, C_t) given z (B, F, P, D), tau (B, F) and
         positions (B, F, P, 3) of F token-frames with P positions each."""
         B, F, P, _ = x_tau.shape
+        if self.cfg.condition == "cross":
+            return self._forward_cross(x_tau, cond, tau, positions)
         # the input layer on the channel concat [z_t, x_tau], as two products: no concatenated copy
         w, D = self.input.weight, cond.shape[-1]
         x = linear(x_tau, w[:, D:]) + linear(cond, w[:, :D], self.input.bias)
@@ -111,6 +149,18 @@ class FlowDecoder(nn.Module):
         rope = self.rope.cis(positions)
         for block in self.blocks:
             x = block(x, c, rope, mask)
+        return self.final(x, c).reshape(B, F, P, -1)
+
+    def _forward_cross(self, x_tau, cond, tau, positions):
+        """Every token-frame is its own sequence: its noisy targets attend to its own z_t (and, with
+        `attention: frame`, to each other); nothing crosses token-frames."""
+        B, F, P, _ = x_tau.shape
+        x = self.input(x_tau).reshape(B * F, P, -1)
+        context = self.context(cond).reshape(B * F, P, -1)
+        c = self.t_embed(tau.reshape(B * F))
+        rope = self.rope.cis(positions.reshape(B * F, P, 3))
+        for block in self.blocks:
+            x = block(x, c, rope, context)
         return self.final(x, c).reshape(B, F, P, -1)
 
     def loss(

@@ -108,7 +108,8 @@ class NextVid(PretrainModel):
             targets = targets[:, 1:]
         out: dict[str, torch.Tensor] = {}
         flow, align = [], []
-        for view, keep in enumerate(masks or [None]):
+        # no masks: the whole clip, as many views as configured (masking.unmasked_views)
+        for view, keep in enumerate(masks or [None] * self.cfg.masking.unmasked_views):
             # context: the visible tokens of token-frames 0 .. T'-2; the last one is never context
             context = self.encoder(video, keep=keep, num_frames=Fr)
             context_pos = token_positions(keep, Fr, (H, W), B, video.device)

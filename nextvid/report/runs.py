@@ -12,8 +12,11 @@ from typing import Optional
 import pandas as pd
 import yaml
 
+from nextvid.config import PAPER_STAGES
+
 _RUN = re.compile(r"pretrain/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
 LOSSES = ("flow", "align", "regression", "loss")
+PAPER_TOTAL_STEPS = sum(s.steps for s in PAPER_STAGES)  # paper Table 8: 132K
 
 
 class RunError(ValueError):
@@ -29,6 +32,22 @@ class Run:
     total_steps: int
     batch_sizes: tuple[int, ...]  # per stage
     done: bool
+    stop_at: int = 0  # > 0: the run stopped early at this step of the total_steps schedule
+    target: str = "pixels"  # what the flow decoder generated: "pixels" or "vae"
+    vae_path: str = ""
+
+    @property
+    def schedule(self) -> str:
+        """The run's schedule in words: early-stopped, or the paper's four stages rescaled (or not)."""
+        if self.stop_at and self.stop_at < self.total_steps:
+            return f"early-stopped at step {self.stop_at} of the {self.total_steps}-step schedule"
+        if self.total_steps == PAPER_TOTAL_STEPS:
+            return f"the paper's {self.total_steps}-step schedule"
+        return f"the paper's stages rescaled to {self.total_steps} steps"
+
+    @property
+    def steps(self) -> int:
+        return self.stop_at or self.total_steps
 
     @property
     def label(self) -> str:
@@ -46,8 +65,10 @@ def read_run(path: str | Path) -> Run:
         raise RunError(f"{path}: no config.yaml (has the run started?)")
     cfg = yaml.safe_load(cfg_file.read_text())
     schedule = cfg["schedule"]
+    target = cfg.get("target") or {}
     return Run(path, m["config"], m["variant"], int(m["seed"]), int(schedule["total_steps"]),
-               tuple(int(s["batch_size"]) for s in schedule["stages"]), (path / "done.json").is_file())
+               tuple(int(s["batch_size"]) for s in schedule["stages"]), (path / "done.json").is_file(),
+               int(schedule.get("stop_at") or 0), target.get("kind", "pixels"), target.get("vae_path", ""))
 
 
 def read_losses(run: Run) -> Optional[pd.DataFrame]:
@@ -77,11 +98,11 @@ def budget_line(runs: list[Run]) -> str:
     """One caption line: the pretraining budget, and whether every variant had the same one."""
     if not runs:
         return ""
-    budgets = {(r.total_steps, r.batch_sizes) for r in runs}
+    budgets = {(r.steps, r.schedule, r.batch_sizes) for r in runs}
     unfinished = sorted(r.label for r in runs if not r.done)
     tail = f"; not finished: {', '.join(unfinished)}" if unfinished else ""
     if len(budgets) == 1:
-        steps, batches = budgets.pop()
-        return f"Pretraining budget: {steps} steps, batch {'/'.join(map(str, batches))} per stage, the same for every run{tail}."
-    per = sorted({f"{r.variant}: {r.total_steps} steps, batch {'/'.join(map(str, r.batch_sizes))}" for r in runs})
+        steps, schedule, batches = budgets.pop()
+        return f"Pretraining budget: {steps} steps ({schedule}), batch {'/'.join(map(str, batches))} per stage, the same for every run{tail}."
+    per = sorted({f"{r.variant}: {r.steps} steps ({r.schedule}), batch {'/'.join(map(str, r.batch_sizes))}" for r in runs})
     return f"Pretraining budgets differ between runs: {'; '.join(per)}{tail}."

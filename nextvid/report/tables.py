@@ -8,15 +8,18 @@ CSV carries both selection rules, and `<table>.sources.csv` one line per (cell, 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence
 
 import pandas as pd
 
 from nextvid.experiments import VARIANTS
 from nextvid.layout import REFERENCE_VARIANTS
 from nextvid.report import paper
+from nextvid.report.runs import Run
 from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, aggregate, format_cell, paper_benchmark
 
 TABLES = ("table1", *paper.ABLATIONS)
@@ -47,15 +50,59 @@ def paper_rows(name: str) -> dict[str, tuple]:
     return {labels[key]: values for key, values in paper.ABLATIONS[name].items()}
 
 
-def our_rows(name: str) -> list[tuple[str, str]]:
-    """(variant, paper row label) in registry order, then the reference rows."""
+def our_rows(name: str, results: Optional[pd.DataFrame] = None) -> list[tuple[str, str]]:
+    """(variant, paper row label) in registry order, then the reference rows. A variant sits beside
+    the paper's row at the step its runs were probed at, where the paper has one (Table 11's 30K rows)."""
     rows = []
     for variant in VARIANTS.values():
         key = variant.tables.get(name)
         if key is not None:
+            key = paper.row_at_step(name, key, _probed_step(results, variant.name))
             label = paper.TABLE1_BESIDE.get(key, key) if name == "table1" else paper.ROW_LABELS[name][key]
             rows.append((variant.name, label))
     return rows + [(ref, "") for ref in REFERENCE_VARIANTS]
+
+
+def _probed_step(results: Optional[pd.DataFrame], variant: str) -> Optional[int]:
+    steps = set() if results is None or results.empty else set(results.loc[results["variant"] == variant, "step"])
+    return int(steps.pop()) if len(steps) == 1 else None
+
+
+def row_captions(name: str, results: pd.DataFrame, runs: list[Run]) -> list[str]:
+    """One line per row of ours: the base model, the exact overrides, the encoder probed (from the
+    metrics files), the schedule and the target (from the runs' configs)."""
+    lines = []
+    for variant, _ in our_rows(name, results):
+        if variant in REFERENCE_VARIANTS or variant not in set(results["variant"]):
+            continue
+        v = VARIANTS[variant]
+        mine = [r for r in runs if r.variant == variant]
+        schedule = "; ".join(sorted({r.schedule for r in mine})) or "unknown (no run directory given)"
+        target = "; ".join(sorted({_target(r) for r in mine})) or "unknown (no run directory given)"
+        lines.append(f"Row {variant}: base {v.claims.base}; overrides {' '.join(v.overrides) or 'none'}; "
+                     f"probed encoder {_probed(results, variant, v.claims.probed)}; schedule {schedule}; target {target}.")
+    return lines
+
+
+def _target(run: Run) -> str:
+    if run.target != "vae":
+        return "pixels"
+    if Path(run.vae_path).parts[:2] == ("results", "vae"):
+        return f"latents of the VAE the workflow trained ({run.vae_path}), standing in for VA-VAE"
+    return f"VAE latents ({run.vae_path})"
+
+
+def _probed(results: pd.DataFrame, variant: str, claimed: str) -> str:
+    """EMA or online, as the metrics files record it (nextvid.probe.encoders: `encoder.encoder`)."""
+    names = {"reference": "EMA", "online": "online"}
+    kinds = set()
+    for path in sorted(set(results.loc[results["variant"] == variant, "path"])):
+        for one in path.split(";"):
+            try:
+                kinds.add(names.get(json.loads(Path(one).read_text())["encoder"]["encoder"], "?"))
+            except (OSError, ValueError, KeyError, TypeError):
+                kinds.add(f"{claimed} (not recorded)")
+    return "/".join(sorted(kinds)) or claimed
 
 
 def benchmark_columns(results: pd.DataFrame, name: str) -> list[str]:
@@ -78,7 +125,7 @@ def column_label(benchmark: str) -> str:
     return mirror if benchmark in paper.PAPER_PROTOCOLS else f"{benchmark} (≈{mirror})"
 
 
-def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None) -> Table:
+def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None, runs: Sequence[Run] = ()) -> Table:
     """`results`: long rows (nextvid.report.results) already reduced to one step per run, with `avg`."""
     if name not in TABLES:
         raise ValueError(f"table {name!r}: unknown (choose from {', '.join(TABLES)})")
@@ -86,7 +133,7 @@ def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None) ->
     stats = aggregate(results).set_index(["variant", "benchmark", "rule"]) if not results.empty else None
     pcols, prows = paper_columns(name), paper_rows(name)
     display, wide, sources, missing, beside = [], [], [], [], set()
-    for variant, label in our_rows(name):
+    for variant, label in our_rows(name, results):
         if variant not in set(results["variant"]):
             if variant not in REFERENCE_VARIANTS:
                 missing.append(variant)
@@ -114,7 +161,7 @@ def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None) ->
     for col in [c for c in wide_df.columns if c.endswith(".n")]:
         wide_df[col] = wide_df[col].astype("Int64")  # counts, empty for paper-only rows
     table = Table(name, pd.DataFrame(display), wide_df, pd.DataFrame(sources))
-    table.title, table.caption = paper.TABLE_TITLES[name], _caption(name, results, step)
+    table.title, table.caption = paper.TABLE_TITLES[name], _caption(name, results, step) + row_captions(name, results, list(runs))
     if missing:
         table.notes.append(f"No results for variant(s) {', '.join(missing)}: omitted.")
     not_run = [label for label in prows if label not in beside]
@@ -177,6 +224,6 @@ def _caption(name: str, results: pd.DataFrame, step: Optional[int]) -> list[str]
         "mean ± sample std over pretraining seeds (a single value: one seed; (n=k): fewer seeds than the row).",
         "Head selection: best on val, the paper's (V-JEPA 2) convention, optimistic; the CSV also has the head chosen on a held-out part of the train split.",
         f"Columns: our benchmarks, each labelled with the paper benchmark it mirrors; avg = mean of the {' and '.join(AVG_OF)} mirrors per seed, as the paper averages IN1K and SSv2.",
-        "Paper columns: the paper's numbers (" + ("frozen, 1-layer attentive probe" if name == "table1" else "ViT-L, 15K steps unless the row says otherwise") + ").",
+        "Paper columns: the paper's numbers (" + ("frozen, 1-layer attentive probe" if name == "table1" else "ViT-L, the 132K schedule stopped at 15K steps unless the row says otherwise") + ").",
     ]
     return lines

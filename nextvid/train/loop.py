@@ -3,9 +3,10 @@ checkpoints.
 
 Determinism by construction: the LR, tau draws, frames and batch size come from the schedule (a
 function of the step); the clips of a step are global sample indices `samples_before(step) + i`;
-masks are drawn from (seed, step) for the global batch and sliced per rank; the flow's tau and noise
+masks are drawn from (seed, step, rank) for the rank's batch (or, `masking.truncation: global`, from
+(seed, step) for the global batch and sliced per rank); the flow's tau and noise
 come from per-sample seeds. A resumed run therefore needs only the model, optimiser and step, and a
-two-rank run sees exactly the global batch a one-rank run sees.
+two-rank run sees exactly the global batch a one-rank run sees (the masks too, under global truncation).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from nextvid.models.targets import build_target
 from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
 from nextvid.train.metrics import MetricsLog, Progress, collapse_diagnostics
-from nextvid.train.schedule import StepPlan, plan, samples_before, stage_ends
+from nextvid.train.schedule import StepPlan, end_step, plan, samples_before, stage_ends
 from nextvid.train.precision import warn_if_emulated
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ class Trainer:
         state = self.state()  # collective (the skip logs of all ranks): every rank takes part
         if not self.env.is_main:
             return
-        keep = self.step in self.cfg.train.keep_steps or self.step == self.cfg.schedule.total_steps
+        keep = self.step in self.cfg.train.keep_steps or self.step == end_step(self.cfg.schedule)
         ckpt.save(self.ckpt_dir, state, keep=keep)
         self._write_skips(state["skips"])
 
@@ -208,10 +209,10 @@ class Trainer:
         return (self.out / DONE).is_file()
 
     def run(self, stop_at: Optional[int] = None) -> dict:
-        """Train to the end of the schedule (or, for tests and chunked jobs, until step `stop_at`,
-        checkpointing there)."""
+        """Train to the run's end (the schedule's, or `schedule.stop_at` for an early-stopped run), or,
+        for tests and chunked jobs, until step `stop_at`, checkpointing there."""
         cfg, env = self.cfg, self.env
-        total = cfg.schedule.total_steps
+        total = end_step(cfg.schedule)
         self._stop_at = total if stop_at is None else min(stop_at, total)
         if env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ class Trainer:
         if self.step < total:
             self.save_checkpoint()
             return {"steps": self.step, "complete": False}
-        summary = {"steps": total, "config_hash": cfg.training_hash(), "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
+        summary = {"steps": total, "schedule_steps": cfg.schedule.total_steps, "config_hash": cfg.training_hash(), "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
         if env.is_main:
             atomic_write_json(self.out / DONE, summary)
         return summary
@@ -241,6 +242,7 @@ class Trainer:
     def _run_stage(self, metrics: Optional[MetricsLog], progress: Progress) -> dict:
         """Steps from the current one to the end of its stage (frames and batch size are per stage)."""
         cfg, env = self.cfg, self.env
+        total = end_step(cfg.schedule)
         first = plan(cfg.schedule, self.step)
         end = min(stage_ends(cfg.schedule)[first.stage_index], self._stop_at)
         dataset = self.dataset_factory(cfg, first.frames)
@@ -255,9 +257,9 @@ class Trainer:
                                       f"({[r['path'] for r in batch['skipped']]}); see {self.out / SKIPS}")
             video = batch["video"].to(env.device, non_blocking=True)
             sample_ids = batch["index"].tolist()
-            # rows of the global batch this rank holds (a skipped unreadable sample leaves a gap)
-            rows = torch.as_tensor(sample_ids) - samples_before(cfg.schedule, self.step)
-            masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step)]
+            # rows of this rank's share of the batch it holds (a skipped unreadable sample leaves a gap)
+            rows = torch.as_tensor(sample_ids) - samples_before(cfg.schedule, self.step) - env.rank * rank_batch(p.batch_size, env.world_size)
+            masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step, env.rank, env.world_size)]
             seeds = [mix_seed(cfg.seed, i) for i in sample_ids]
             targets = self.target(video) if self.target is not None else None
             result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere)
@@ -280,7 +282,7 @@ class Trainer:
                     metrics.write(row)
                 progress.update(self.step, " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values))
                 last = {k: v for k, v in row.items() if k != "elapsed_s"}
-            if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == cfg.schedule.total_steps:
+            if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == total:
                 self.save_checkpoint()
         return last
 

@@ -2,7 +2,8 @@
 
 Stage lengths are the paper's relative lengths rescaled to `total_steps`; the LR is linear within each
 stage [ours]; the decoder's LR follows the main LR until a stage fixes it; tau draws, frames and batch
-size are per stage. Nothing here has state, so a resumed run needs no replay.
+size are per stage. Nothing here has state, so a resumed run needs no replay. A run may stop early
+(`stop_at`, the paper's ablation protocol): every step it takes has the plan of the full schedule.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def stage_ends(sched: ScheduleConfig) -> tuple[int, ...]:
     return tuple(ends)
 
 
+def end_step(sched: ScheduleConfig) -> int:
+    """The step a run ends at: `stop_at` when set (an early-stopped run), else the schedule's end."""
+    return sched.stop_at or sched.total_steps
+
+
 def plan(sched: ScheduleConfig, step: int) -> StepPlan:
     if not 0 <= step < sched.total_steps:
         raise ValueError(f"step {step} is outside the schedule [0, {sched.total_steps})")
@@ -69,3 +75,20 @@ def samples_before(sched: ScheduleConfig, step: int) -> int:
         seen += stage.batch_size * max(0, min(step, end) - begin)
         begin = end
     return seen
+
+
+def describe_run(sched: ScheduleConfig) -> list[dict]:
+    """The stages a run goes through, each cut at the run's end: steps [begin, end), the LR at its
+    first and last step, the decoder LR, tau draws, frames and batch (what `nextvid config --schedule`
+    prints; an early-stopped run shows the full schedule's values up to its stop)."""
+    stop, rows, begin = end_step(sched), [], 0
+    for i, end in enumerate(stage_ends(sched)):
+        last = min(end, stop) - 1
+        if begin > last:
+            break
+        first, final = plan(sched, begin), plan(sched, last)
+        decoder = "= main" if sched.stages[i].decoder_lr is None else f"{final.decoder_lr:g}"
+        rows.append({"stage": first.stage, "steps": f"[{begin}, {last + 1})", "lr": f"{first.lr:.4g} -> {final.lr:.4g}",
+                     "decoder_lr": decoder, "tau_draws": first.tau_draws, "frames": first.frames, "batch": first.batch_size})
+        begin = end
+    return rows

@@ -16,7 +16,7 @@ from snakemake.utils import validate
 from nextvid import layout
 from nextvid.config import ConfigError
 from nextvid.config import load as load_nextvid_config
-from nextvid.experiments import VARIANTS, get_variant
+from nextvid.experiments import VARIANTS, budget_overrides, get_variant
 from nextvid.probe.protocol import load_protocol
 from nextvid.report.paper import ABLATIONS
 from nextvid.vae.config import load_vae_config, target_overrides
@@ -234,7 +234,8 @@ def vae_args(wildcards):
 
 
 def final_step(exp):
-    return exp["pretrain"]["total_steps"]
+    """The step a run ends at: pretrain.stop_at for an early-stopped run, else the schedule's end."""
+    return exp["pretrain"]["stop_at"] or exp["pretrain"]["total_steps"]
 
 
 def kept_steps(exp):
@@ -258,13 +259,10 @@ def pretrain_overrides(name, variant, seed):
             for m in pre["mixture"]
         )
         sets.append(f"data.sources=[{sources}]")
-    steps = ", ".join(map(str, kept_steps(exp)))
-    sets += [
-        f"seed={seed}",
-        f"schedule.total_steps={pre['total_steps']}",
-        f"train.keep_steps=[{steps}]",
-    ]
-    return sets
+    sets.append(f"seed={seed}")
+    return sets + budget_overrides(
+        pre["total_steps"], pre["stop_at"], pre["keep_steps"]
+    )
 
 
 def run_dir(name, variant, seed):
@@ -665,11 +663,11 @@ def check_pretrain(name, exp):
                     f"{m['dataset']!r} is not in data.datasets",
                 )
     check_vae(name, exp)
-    past = [s for s in pre["keep_steps"] if s > pre["total_steps"]]
+    past = [s for s in pre["keep_steps"] if s > final_step(exp)]
     if past:
         raise config_error(
             f"{where}.pretrain.keep_steps",
-            f"{past} past total_steps {pre['total_steps']}",
+            f"{past} past the run's last step {final_step(exp)}",
         )
     own = {s.split("=", 1)[0] for s in pre["set"]}
     for variant in exp["variants"]:
