@@ -71,8 +71,9 @@ class TrainedGrid:
 
 def train_grid(
     features: TrainFeatures, labels: Sequence[int], heldout: Sequence[int], protocol: ProbeProtocol,
-    dim: int, num_classes: int, device: torch.device,
+    dim: int, num_classes: int, device: torch.device, bf16: bool,
 ) -> TrainedGrid:
+    """The head grid over `features`; `bf16`: autocast, the protocol's precision as resolved."""
     pairs = protocol.grid.pairs()
     has_selection = len(heldout) > 0
     grid = ProbeGrid(dim, num_classes, protocol.heads, protocol.mlp_ratio, len(pairs) * (2 if has_selection else 1), protocol.seed).to(device)
@@ -92,7 +93,7 @@ def train_grid(
             feats, y, batch = item
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(step, total, warmup, protocol.lr_schedule)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=protocol.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = grid(feats.to(device), normalized=features.prepared).float()  # (G, B, C)
             y = y.to(device)
             per_sample = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(grid)), reduction="none").view(len(grid), -1)

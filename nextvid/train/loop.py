@@ -31,7 +31,7 @@ from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
 from nextvid.train.metrics import MetricsLog, Progress, collapse_diagnostics
 from nextvid.train.schedule import StepPlan, plan, samples_before, stage_ends
-from nextvid.train.precision import warn_if_emulated
+from nextvid.train import precision as precisions
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,15 @@ def train_step(
     noise_seeds: list[int],
     targets: Optional[torch.Tensor] = None,
     check_finite: Callable[[torch.Tensor], bool] = lambda loss: bool(torch.isfinite(loss)),
+    *,
+    precision: str,
 ) -> StepResult:
-    """One optimisation step: set LRs, forward (bf16 autocast if configured), backward, clip, AdamW,
-    EMA. Raises NonFiniteLossError before touching the weights if the loss is not finite."""
+    """One optimisation step: set LRs, forward (bf16 autocast when `precision`, the run's resolved
+    one, is bf16), backward, clip, AdamW, EMA. Raises NonFiniteLossError before touching the weights
+    if the loss is not finite."""
     for group in optimizer.param_groups:
         group["lr"] = step_plan.decoder_lr if group["lr_group"] == "decoder" else step_plan.lr
-    with torch.autocast(video.device.type, dtype=torch.bfloat16, enabled=cfg.schedule.bf16):
+    with precisions.autocast(video.device, precision):
         out = model(video, masks, tau_draws=step_plan.tau_draws, targets=targets, noise_seeds=noise_seeds)
     loss = out["loss"]
     if not check_finite(loss.detach()):
@@ -123,8 +126,6 @@ class Trainer:
                 raise ConfigError(f"schedule.stages.{i}.batch_size: {stage.batch_size} is not divisible by the {self.env.world_size} ranks")
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
-        if cfg.schedule.bf16:
-            warn_if_emulated(self.env.device, "schedule.bf16", "set schedule.bf16=false here (a different config: a new run)")
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.env.device)
         self.target = build_target(cfg).to(self.env.device) if cfg.target.kind == "vae" else None
@@ -134,7 +135,7 @@ class Trainer:
         self.masks = MaskSampler(cfg.masking, self.model.encoder.grid_hw, seed=cfg.seed)
         self.skips = self._new_skip_log()
         self.step = 0
-        self._resume()
+        self.precision = self._resume() or self._resolve_precision()
         if self.env.world_size > 1:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=ids)
@@ -150,13 +151,24 @@ class Trainer:
             "skips": self._gathered_skips(),
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.training_hash(),
+            "precision": self.precision,  # resolved at the start (schedule.precision is what was asked)
             "provenance": ckpt.provenance(),
         }
 
-    def _resume(self) -> None:
+    def _resolve_precision(self) -> str:
+        """`schedule.precision` resolved once, at the start of a run; rank 0's answer for every rank."""
+        resolved = precisions.resolve(self.cfg.schedule.precision, self.env.device, "schedule.precision")
+        if self.env.world_size > 1:
+            box = [resolved]
+            torch.distributed.broadcast_object_list(box, src=0)
+            resolved = box[0]
+        return resolved
+
+    def _resume(self) -> Optional[str]:
+        """Load the latest checkpoint, if any; returns the precision the run started with."""
         path = ckpt.latest(self.ckpt_dir)
         if path is None:
-            return
+            return None
         state = ckpt.load(path, map_location=self.env.device)
         if state["config_hash"] != self.cfg.training_hash():
             raise ckpt.CheckpointError(
@@ -176,6 +188,7 @@ class Trainer:
                 for d in per_rank:
                     self.skips.merge(SkipLog.from_dict(d))
         log.info("resumed from %s at step %d", path, self.step)
+        return precisions.keep(state["precision"], self.cfg.schedule.precision, self.env.device, "schedule.precision")
 
     def save_checkpoint(self) -> None:
         state = self.state()  # collective (the skip logs of all ranks): every rank takes part
@@ -215,7 +228,8 @@ class Trainer:
         self._stop_at = total if stop_at is None else min(stop_at, total)
         if env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out / "config.yaml")
+            save_config(cfg, self.out / "config.yaml", header=f"schedule.precision {cfg.schedule.precision}: this run computes in "
+                        f"{self.precision} (resolved when it started, kept on resume; checkpoints and done.json record it)")
         # keep the row of the checkpoint's own step (written just before that checkpoint) when an
         # uninterrupted run logs that step too; a `stop_at` end row off the logging grid is dropped
         on_grid = self.step % cfg.train.log_every == 0 or self.step in stage_ends(cfg.schedule)
@@ -233,7 +247,7 @@ class Trainer:
         if self.step < total:
             self.save_checkpoint()
             return {"steps": self.step, "complete": False}
-        summary = {"steps": total, "config_hash": cfg.training_hash(), "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
+        summary = {"steps": total, "config_hash": cfg.training_hash(), "precision": self.precision, "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
         if env.is_main:
             atomic_write_json(self.out / DONE, summary)
         return summary
@@ -260,7 +274,8 @@ class Trainer:
             masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step)]
             seeds = [mix_seed(cfg.seed, i) for i in sample_ids]
             targets = self.target(video) if self.target is not None else None
-            result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere)
+            result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere,
+                                precision=self.precision)
             self.step += 1
             if self.step % cfg.train.log_every == 0 or self.step == end:
                 now = time.perf_counter()
