@@ -184,7 +184,7 @@ class TrainConfig:
     checkpoint_every: int = 1000  # the latest checkpoint is overwritten this often
     keep_steps: tuple[int, ...] = ()  # checkpoints kept for probing (in addition to the latest)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bitwise resume on CPU
-    tensorboard: bool = False
+    tensorboard: bool = False  # also write the metrics.csv scalars to <run>/tensorboard/ (rank 0; needs nextvid[tensorboard])
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def test_snakefmt_check():
 def test_conda_env_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = set(project["dependencies"])
-    for extra in ("workflow", "report", "vae"):
+    for extra in ("workflow", "report", "vae", "tensorboard"):
         wanted |= {d for d in project["optional-dependencies"][extra] if not d.startswith("snakemake")}
     env = yaml.safe_load((ROOT / "envs/nextvid.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))

@@ -29,7 +29,7 @@ from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
 from nextvid.models.targets import build_target
 from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
-from nextvid.train.metrics import MetricsLog, Progress, collapse_diagnostics
+from nextvid.train.metrics import MetricsLog, Progress, TensorBoardLog, collapse_diagnostics
 from nextvid.train.schedule import StepPlan, plan, samples_before, stage_ends
 from nextvid.train import precision as precisions
 
@@ -233,17 +233,20 @@ class Trainer:
         # keep the row of the checkpoint's own step (written just before that checkpoint) when an
         # uninterrupted run logs that step too; a `stop_at` end row off the logging grid is dropped
         on_grid = self.step % cfg.train.log_every == 0 or self.step in stage_ends(cfg.schedule)
-        metrics = MetricsLog(self.out / "metrics.csv", resume_step=self.step + on_grid) if env.is_main else None
+        resume_step = self.step + on_grid
+        sinks = [MetricsLog(self.out / "metrics.csv", resume_step=resume_step)] if env.is_main else []
+        if env.is_main and cfg.train.tensorboard:
+            sinks.append(TensorBoardLog(self.out / "tensorboard", resume_step=resume_step))
         self._started = time.perf_counter()
         progress = Progress(total, enabled=None if env.is_main else False)
         last: dict = {}
         try:
             while self.step < self._stop_at:
-                last = self._run_stage(metrics, progress) or last
+                last = self._run_stage(sinks, progress) or last
         finally:
             progress.close()
-            if metrics:
-                metrics.close()
+            for sink in sinks:
+                sink.close()
         if self.step < total:
             self.save_checkpoint()
             return {"steps": self.step, "complete": False}
@@ -252,7 +255,7 @@ class Trainer:
             atomic_write_json(self.out / DONE, summary)
         return summary
 
-    def _run_stage(self, metrics: Optional[MetricsLog], progress: Progress) -> dict:
+    def _run_stage(self, sinks: list, progress: Progress) -> dict:
         """Steps from the current one to the end of its stage (frames and batch size are per stage)."""
         cfg, env = self.cfg, self.env
         first = plan(cfg.schedule, self.step)
@@ -291,8 +294,8 @@ class Trainer:
                 if result.features is not None:
                     row.update(collapse_diagnostics(result.features))
                 tick, tick_step = now, self.step
-                if metrics:
-                    metrics.write(row)
+                for sink in sinks:  # metrics.csv, and TensorBoard when train.tensorboard
+                    sink.write(row)
                 progress.update(self.step, " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values))
                 last = {k: v for k, v in row.items() if k != "elapsed_s"}
             if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == cfg.schedule.total_steps:
