@@ -137,3 +137,12 @@ def test_checkpoints_from_before_precision_read_as_the_same_setting(tmp_path):
     old = ckpt.load(path)
     assert old["precision"] == "fp32" and old["config"]["schedule"]["precision"] == "fp32"
 
+
+
+@pytest.mark.parametrize("cap, native", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("AVX512_CORE_AMX", True), ("", True)])
+def test_a_onednn_isa_cap_below_bf16_makes_it_emulated(cap, native, native_bf16_cpu, monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert native_bf16(CPU) is native
+    assert resolve("auto", CPU) == ("bf16" if native else "fp32")
+    if not native:
+        assert "ONEDNN_MAX_CPU_ISA" in precision.why_not_native(CPU)

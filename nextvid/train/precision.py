@@ -10,7 +10,8 @@ keeps the precision it started with).
 
 To see what `auto` does on a machine without native bf16, point NEXTVID_CPUINFO at a copy of
 /proc/cpuinfo without the flags (the tests do): `NEXTVID_CPUINFO=/path/to/cpuinfo nextvid config
---preset tiny`.
+--preset tiny`. A oneDNN ISA cap below AVX512_CORE_BF16 (`ONEDNN_MAX_CPU_ISA=AVX2`) also makes bf16
+emulated on a CPU that has the flags (measured: the tiny step 0.11x fp32), and counts as not native.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 Precision = Literal["auto", "bf16", "fp32"]
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO_ENV = "NEXTVID_CPUINFO"
+ISA_CAP_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# oneDNN ISA names (a cap's value) at or above the first with native bf16 dot products
+ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10", "ALL", "DEFAULT")
 
 
 def cpuinfo_path() -> Path:
@@ -36,9 +40,12 @@ def cpuinfo_path() -> Path:
 
 def native_bf16(device: torch.device, cpuinfo: str | Path | None = None) -> bool:
     """CUDA: the GPU's own answer. CPU: AVX512-BF16 or AMX-BF16 in the kernel's CPU flags (oneDNN
-    emulates bf16 without them); unknown (no cpuinfo file) counts as native, so nothing is claimed."""
+    emulates bf16 without them), and oneDNN not capped below them (`isa_cap`); unknown (no cpuinfo
+    file) counts as native, so nothing is claimed."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    if isa_cap() is not None:
+        return False
     try:
         flags = Path(cpuinfo or cpuinfo_path()).read_text()
     except OSError:
@@ -46,10 +53,21 @@ def native_bf16(device: torch.device, cpuinfo: str | Path | None = None) -> bool
     return any(flag in flags.split() for flag in CPU_BF16_FLAGS)
 
 
+def isa_cap() -> str | None:
+    """The `ONEDNN_MAX_CPU_ISA=...` setting when it caps oneDNN below native bf16, else None."""
+    for name in ISA_CAP_ENV:
+        value = os.environ.get(name, "").strip().upper()
+        if value:
+            return None if value.startswith(ONEDNN_BF16_ISAS) else f"{name}={value}"
+    return None
+
+
 def why_not_native(device: torch.device) -> str:
     """One phrase for logs and benchmark output: why bf16 would be emulated on `device`."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} does not support bf16"
+    if isa_cap() is not None:
+        return f"{isa_cap()} caps oneDNN below AVX512_CORE_BF16: torch emulates bf16, slower than fp32"
     return f"this CPU has neither {' nor '.join(CPU_BF16_FLAGS)} ({cpuinfo_path()}): torch emulates bf16, slower than fp32"
 
 
