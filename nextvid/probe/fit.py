@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from nextvid.models.nextvid import mix_seed
 from nextvid.probe.features import FeatureStore
+from nextvid.progress import Progress
 from nextvid.probe.heads import ProbeGrid, lr_factor, make_optimizer
 from nextvid.probe.protocol import ProbeProtocol
 
@@ -83,6 +84,7 @@ def train_grid(
     steps_per_epoch = math.ceil(len(labels) / protocol.batch_size)
     total, warmup = protocol.epochs * steps_per_epoch, round(protocol.warmup_epochs * steps_per_epoch)
     step, rows = 0, list(range(len(labels)))
+    progress = Progress(total, f"probe heads ({len(grid)})", "steps")
     for epoch in range(protocol.epochs):
         batches = minibatches(rows, protocol.batch_size, protocol.seed, epoch)
         loss_sum, seen = torch.zeros(len(grid), device=device), 0
@@ -107,8 +109,10 @@ def train_grid(
             loss_sum += per_head.detach() * len(batch)
             seen += len(batch)
             step += 1
+            progress.update(step, f"epoch {epoch + 1}/{protocol.epochs}")
         epoch_loss = (loss_sum / max(seen, 1)).tolist()
         log.info("epoch %d/%d: training loss of the full heads min %.4f max %.4f", epoch + 1, protocol.epochs, min(epoch_loss[: len(pairs)]), max(epoch_loss[: len(pairs)]))
+    progress.close()
     return TrainedGrid(grid.eval(), pairs, has_selection, epoch_loss)
 
 

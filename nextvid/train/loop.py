@@ -29,7 +29,8 @@ from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
 from nextvid.models.targets import build_target
 from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
-from nextvid.train.metrics import MetricsLog, Progress, TensorBoardLog, collapse_diagnostics
+from nextvid.progress import Progress
+from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
 from nextvid.train.schedule import StepPlan, plan, samples_before, stage_ends
 from nextvid.train import precision as precisions
 
@@ -238,7 +239,8 @@ class Trainer:
         if env.is_main and cfg.train.tensorboard:
             sinks.append(TensorBoardLog(self.out / "tensorboard", resume_step=resume_step))
         self._started = time.perf_counter()
-        progress = Progress(total, enabled=None if env.is_main else False)
+        progress = Progress(total, "pretrain", "steps", enabled=env.is_main, start=self.step)
+        self._progress_text = f"precision {self.precision}"
         last: dict = {}
         try:
             while self.step < self._stop_at:
@@ -296,8 +298,9 @@ class Trainer:
                 tick, tick_step = now, self.step
                 for sink in sinks:  # metrics.csv, and TensorBoard when train.tensorboard
                     sink.write(row)
-                progress.update(self.step, " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values))
+                self._progress_text = " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values)
                 last = {k: v for k, v in row.items() if k != "elapsed_s"}
+            progress.update(self.step, self._progress_text)
             if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == cfg.schedule.total_steps:
                 self.save_checkpoint()
         return last

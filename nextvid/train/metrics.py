@@ -117,22 +117,3 @@ def read_metrics(path: str | Path) -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
-
-class Progress:
-    """A one-line progress display on a terminal; silent otherwise (logs and CSV carry the numbers)."""
-
-    def __init__(self, total: int, enabled: Optional[bool] = None):
-        import sys
-
-        self.total = total
-        self.stream = sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-
-    def update(self, step: int, text: str) -> None:
-        if self.enabled:
-            self.stream.write(f"\r[{step}/{self.total}] {text}\033[K")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
