@@ -27,12 +27,12 @@ from nextvid.io import atomic_write_json
 from nextvid.masking import MaskSampler
 from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
 from nextvid.models.targets import build_target
+from nextvid.progress import Progress
 from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
-from nextvid.progress import Progress
+from nextvid.train import precision as precisions
 from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
 from nextvid.train.schedule import StepPlan, plan, samples_before, stage_ends
-from nextvid.train import precision as precisions
 
 log = logging.getLogger(__name__)
 
