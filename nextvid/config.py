@@ -160,7 +160,9 @@ class ScheduleConfig:
     weight_decay: float = 0.04
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
-    bf16: bool = True  # torch.autocast(dtype=bfloat16), no grad scaler
+    # bf16: torch.autocast(dtype=bfloat16), no grad scaler [paper]; fp32; auto: bf16 where the device
+    # runs it natively, fp32 elsewhere (nextvid.train.precision; resolved once when a run starts)
+    precision: Literal["auto", "bf16", "fp32"] = "bf16"
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ class TrainConfig:
     checkpoint_every: int = 1000  # the latest checkpoint is overwritten this often
     keep_steps: tuple[int, ...] = ()  # checkpoints kept for probing (in addition to the latest)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bitwise resume on CPU
-    tensorboard: bool = False
+    tensorboard: bool = False  # also write the metrics.csv scalars to <run>/tensorboard/ (rank 0; needs nextvid[tensorboard])
 
 
 @dataclass(frozen=True)
@@ -351,10 +353,12 @@ def load(preset: str | None = None, file: str | Path | None = None, overrides: l
     return merge(cfg, *layers) if layers else cfg
 
 
-def save(cfg: Config, path: str | Path) -> None:
+def save(cfg: Config, path: str | Path, header: str = "") -> None:
+    """The config as YAML; `header` (e.g. what a run resolved) goes above it as a comment."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    Path(path).write_text(comment + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 # --------------------------------------------------------------------------------------------------

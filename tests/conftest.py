@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random diffusers VAE on disk (for `target.kind: vae`)."""
+"""Shared fixtures: a tiny random diffusers VAE on disk (for `target.kind: vae`), the embedded
+default at smoke scale, and CPUs with and without native bf16 (faked through NEXTVID_CPUINFO)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,23 @@ def embedded_smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("embedded-smoke") / "embedded"
     embedded.build_embedded(out, src, seed=0, scale="smoke", workers=2)
     return out
+
+
+def fake_cpuinfo(path, native: bool):
+    """A /proc/cpuinfo of an AVX2-only CPU, or of one with AVX512-BF16."""
+    flags = "fpu sse2 avx avx2 fma" + (" avx512f avx512_bf16" if native else "")
+    path.write_text(f"processor\t: 0\nmodel name\t: Fake CPU\nflags\t\t: {flags}\n")
+    return path
+
+
+@pytest.fixture
+def no_native_bf16(tmp_path_factory, monkeypatch):
+    """Act as a CPU without native bf16 (AVX2 only), the way a user can: NEXTVID_CPUINFO names the
+    cpuinfo file nextvid.train.precision reads (docs/performance.md)."""
+    monkeypatch.setenv("NEXTVID_CPUINFO", str(fake_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo-avx2", native=False)))
+
+
+@pytest.fixture
+def native_bf16_cpu(tmp_path_factory, monkeypatch):
+    """Act as a CPU with AVX512-BF16, whatever this one has."""
+    monkeypatch.setenv("NEXTVID_CPUINFO", str(fake_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo-bf16", native=True)))

@@ -26,7 +26,7 @@ def run_bench(argv: list[str], out, capsys) -> dict:
     return result
 
 
-def test_bench_train_reports_mfu_and_bf16_speedup(tmp_path, capsys):
+def test_bench_train_reports_mfu_and_bf16_speedup(tmp_path, capsys, native_bf16_cpu):
     r = run_bench(["train", "--preset", "nano", "--steps", "1", "--rounds", "2", "--matmul-size", "256"], tmp_path / "train.json", capsys)
     assert r["benchmark"] == "train" and r["preset"] == "nano" and r["threads"] == 1
     for d in ("fp32", "bf16"):
@@ -36,6 +36,22 @@ def test_bench_train_reports_mfu_and_bf16_speedup(tmp_path, capsys):
     # the same figures on process CPU time (robust to other jobs holding the cores)
     assert r["cpu_time"]["mfu_fp32"] > 0 and r["cpu_time"]["mfu_bf16"] > 0 and r["cpu_time"]["bf16_speedup"] > 0
     assert r["flops_per_step"] > 0 and r["environment"]["cpus"] >= 1 and "avx512_bf16" in r["cpu"]
+    assert r["bf16_native"] is True and "bf16_note" not in r
+
+
+def test_bench_train_gives_no_bf16_mfu_where_bf16_is_emulated(tmp_path, capsys, no_native_bf16):
+    r = run_bench(["train", "--preset", "nano", "--steps", "1", "--rounds", "1", "--matmul-size", "256"], tmp_path / "train.json", capsys)
+    assert r["bf16_native"] is False and r["cpu"]["avx512_bf16"] is False and "emulated" in r["bf16_note"]
+    assert r["mfu_bf16"] is None and r["cpu_time"]["mfu_bf16"] is None
+    assert r["bf16_speedup"] is None and r["bf16_matmul_speedup"] is None and r["cpu_time"]["bf16_speedup"] is None
+    assert r["mfu_fp32"] > 0 and r["bf16"]["step_s"] > 0  # fp32 figures stay; the bf16 step is still timed
+    table = (tmp_path / "table.txt")
+    from nextvid.bench.train import table as render
+
+    table.write_text(render(r))
+    assert "bf16 native: False" in table.read_text() and "%" not in table.read_text().splitlines()[4]  # the bf16 row: no MFU
+    with pytest.raises(SystemExit, match="no bf16 MFU"):  # bench paper needs a real bf16 MFU
+        main(["bench", "paper", "--presets", "nano", "--train-result", str(tmp_path / "train.json")])
 
 
 def test_bench_train_counts_attention_flops():
@@ -55,13 +71,21 @@ def test_bench_train_counts_attention_flops():
     assert cpu == meta
 
 
-def test_bench_encoder_reports_ratio_vs_timm(tmp_path, capsys):
+def test_bench_encoder_reports_ratio_vs_timm(tmp_path, capsys, native_bf16_cpu):
     r = run_bench(["encoder", "--preset", "nano", "--reps", "1", "--rounds", "1"], tmp_path / "encoder.json", capsys)
     assert r["tokens"] == 3 * 16 and r["width"] == 64
     assert r["ratio_vs_timm"] == pytest.approx(r["fp32"]["timm"]["s"] / r["fp32"]["ours"]["s"])
     assert r["ratio_vs_timm_bf16"] > 0 and r["causal_mask_cost"] > 0 and r["cpu_time"]["ratio_vs_timm"] > 0
     # timm's twin differs only by its absolute position embedding
     assert r["params_timm"] - r["params_ours"] == r["tokens"] * r["width"]
+    assert r["bf16_native"] is True
+
+
+def test_bench_encoder_withholds_bf16_ratios_where_bf16_is_emulated(tmp_path, capsys, no_native_bf16):
+    r = run_bench(["encoder", "--preset", "nano", "--reps", "1", "--rounds", "1"], tmp_path / "encoder.json", capsys)
+    assert r["bf16_native"] is False and "emulated" in r["bf16_note"]
+    assert r["ratio_vs_timm_bf16"] is None and r["causal_mask_cost_bf16"] is None and r["cpu_time"]["ratio_vs_timm_bf16"] is None
+    assert r["ratio_vs_timm"] > 0 and r["bf16"]["ours"]["s"] > 0
 
 
 def test_bench_paper_reports_implied_mfu_and_our_hours(tmp_path, capsys):

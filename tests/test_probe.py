@@ -290,10 +290,17 @@ def test_bf16_reaches_encoder_and_heads_and_is_recorded(tmp_path):
     tokens = {bf16: encode_views(linear, video, 2, 1, chunk=2, bf16=bf16).float() for bf16 in (False, True)}
     assert not torch.equal(tokens[True], tokens[False])  # autocast ran the matmul in bf16
     torch.testing.assert_close(tokens[True], tokens[False], atol=0.05, rtol=0.05)
-    runs = {bf16: synthetic_run(tmp_path / str(bf16), separation=3.0, overrides=["epochs=10", f"bf16={str(bf16).lower()}"]) for bf16 in (False, True)}
+    runs = {bf16: synthetic_run(tmp_path / str(bf16), separation=3.0, overrides=["epochs=10", f"precision={'bf16' if bf16 else 'fp32'}"]) for bf16 in (False, True)}
     assert runs[True]["features"]["heads_precision"] == "bf16 autocast" and runs[False]["features"]["heads_precision"] == "fp32"
     assert runs[True]["heads"] != runs[False]["heads"]  # the heads trained under autocast
     assert all(r["results"]["best_on_val"]["top1"] >= 95 for r in runs.values())
+
+
+def test_probe_resolves_auto_once_and_records_it(tmp_path, no_native_bf16):
+    metrics = synthetic_run(tmp_path, separation=3.0, overrides=["epochs=2", "precision=auto"])
+    assert metrics["features"]["precision"] == {"requested": "auto", "resolved": "fp32", "bf16_native": False, "device": "cpu"}
+    assert metrics["features"]["encoder_precision"] == metrics["features"]["heads_precision"] == "fp32"
+    assert metrics["protocol"]["precision"] == "auto"
 
 
 def test_metrics_carry_the_protocol(tmp_path):
@@ -309,11 +316,13 @@ def test_metrics_carry_the_protocol(tmp_path):
     assert dataclasses.asdict(get_protocol("motion"))["frames"] == 8
 
 
-def test_bench_probe_reports_speedup_and_equal_accuracy(tmp_path):
-    from nextvid.probe.bench import bench_probe
+def test_bench_probe_reports_speedup_and_equal_accuracy(tmp_path, no_native_bf16):
+    from nextvid.probe.bench import bench_probe, table
 
     protocol = load_protocol("motion", overrides=FAST)
     train, val = TokenClips(80, 4, segments=2, seed=1), TokenClips(30, 4, segments=2, seed=2)
     result = bench_probe(token_source(), protocol, ProbeData(lambda epoch: train, val, 4), work_dir=tmp_path)
     assert result["heads"] == 4 and result["speedup"] > 0 and result["accuracy_delta"] == 0.0 and result["val_nll_delta"] == 0.0
     assert list(tmp_path.iterdir()) == []  # the bench leaves nothing behind
+    # on a machine without native bf16 the embedded protocol's `auto` ran fp32, and says so
+    assert result["bf16_native"] is False and result["precision"] == "fp32" and "bf16 native: False" in table(result)

@@ -136,7 +136,7 @@ def test_snakefmt_check():
 def test_conda_env_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = set(project["dependencies"])
-    for extra in ("workflow", "report", "vae"):
+    for extra in ("workflow", "report", "vae", "tensorboard"):
         wanted |= {d for d in project["optional-dependencies"][extra] if not d.startswith("snakemake")}
     env = yaml.safe_load((ROOT / "envs/nextvid.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
@@ -347,6 +347,34 @@ def test_profile_slurm_resolves_from_the_repository_root(tmp_path):
     link.unlink()
     link.mkdir()
     assert subprocess.run(["bash", install], env=env, capture_output=True).returncode == 1
+    assert link.is_dir() and not link.is_symlink()
+
+
+def test_bootstrap_links_the_slurm_profile_idempotently(tmp_path):
+    """The setup both README commands run (envs/bootstrap.sh) makes `--profile slurm` resolve, with
+    install.sh's care: run twice it changes nothing; someone else's profile of that name is left
+    alone and the setup still succeeds (the main command does not need the profile)."""
+    venv = tmp_path / "venv"  # an up-to-date environment, so bootstrap installs nothing
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python").write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    (venv / "bin/python").chmod(0o755)
+    want = subprocess.run(f"cat {ROOT}/pyproject.toml {ROOT}/envs/bootstrap.sh | sha256sum | cut -d' ' -f1", shell=True,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (venv / ".nextvid-installed").write_text(want + "\n")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "NEXTVID_VENV": str(venv), "PYTHONPATH": str(ROOT)}
+    link = tmp_path / "cfg/snakemake/slurm"
+    for _ in range(2):
+        proc = subprocess.run(["bash", ROOT / "envs/bootstrap.sh"], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "installing" not in proc.stderr
+        assert link.is_symlink() and link.resolve() == (ROOT / "workflow/profiles/slurm").resolve()
+    assert proc.stderr == ""  # the second run had nothing to do
+    out = snakemake("--profile", "slurm", "--directory", tmp_path / "w", "--configfile", ROOT / SMOKE, "-n", "all", cwd=ROOT, env=env)
+    assert out.returncode == 0 and "Using profile slurm" in out.stderr, out.stderr[-2000:]
+    link.unlink()
+    link.mkdir()
+    proc = subprocess.run(["bash", ROOT / "envs/bootstrap.sh"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "left alone" in proc.stderr and "--profile " in proc.stderr
     assert link.is_dir() and not link.is_symlink()
 
 

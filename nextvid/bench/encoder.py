@@ -7,7 +7,9 @@ then costs what our tubelet Conv3d costs) on an image of `T' * H` by `W` pixels,
 `T' * H' * W'` tokens, no class token, a learned absolute position embedding and bidirectional
 attention. Our encoder is also timed without the causal mask, which isolates what the mask costs.
 `ratio_vs_timm` = timm's time / ours (> 1: ours is faster); `cpu_time` repeats the ratios on process
-CPU time, which does not count the time other jobs hold the cores.
+CPU time, which does not count the time other jobs hold the cores. Where this CPU emulates bf16
+(`bf16_native: false`), the bf16 ratios are withheld (null, `bf16_note` says why): they would
+compare two emulations, not the two encoders.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import statistics
 from typing import Callable
 
-from nextvid.bench.train import add_timing_arguments, cpu_flags, interleaved, load_average, parse_dtypes, threads
+from nextvid.bench.train import add_timing_arguments, bf16_verdict, cpu_flags, interleaved, load_average, parse_dtypes, threads
 
 
 def configure(parser) -> None:
@@ -117,13 +119,14 @@ def measure(args) -> dict:
         "load_average": {"before": load_before, "after": load_average()},
         "cpu_time": {},
     }
+    native = bf16_verdict(result, dtypes)
     for d in dtypes:
         result[d] = {name: {"s": med[f"{name}_{d}"], "all": times[f"{name}_{d}"], "cpu_s": cpu[f"{name}_{d}"]} for name in models}
         suffix = "" if d == "fp32" else f"_{d}"
-        result[f"ratio_vs_timm{suffix}"] = med[f"timm_{d}"] / med[f"ours_{d}"]
-        result[f"causal_mask_cost{suffix}"] = med[f"ours_{d}"] / med[f"ours_bidirectional_{d}"]
-        result["cpu_time"][f"ratio_vs_timm{suffix}"] = cpu[f"timm_{d}"] / cpu[f"ours_{d}"]
-        result["cpu_time"][f"causal_mask_cost{suffix}"] = cpu[f"ours_{d}"] / cpu[f"ours_bidirectional_{d}"]
+        meaningful = d == "fp32" or native
+        for key, (num, den) in {"ratio_vs_timm": ("timm", "ours"), "causal_mask_cost": ("ours", "ours_bidirectional")}.items():
+            result[key + suffix] = med[f"{num}_{d}"] / med[f"{den}_{d}"] if meaningful else None
+            result["cpu_time"][key + suffix] = cpu[f"{num}_{d}"] / cpu[f"{den}_{d}"] if meaningful else None
     if "ratio_vs_timm" not in result:  # bf16 only: the key still names the result
         result["ratio_vs_timm"] = result["ratio_vs_timm_bf16"]
     return result
@@ -157,6 +160,11 @@ def table(result: dict) -> str:
         r = result[d]
         suffix = "" if d == "fp32" else f"_{d}"
         lines.append(f"{d:<6} {r['ours']['s']:>8.3f} {r['ours_bidirectional']['s']:>13.3f} {r['timm']['s']:>8.3f} "
-                     f"{result['ratio_vs_timm' + suffix]:>10.3f} {result['causal_mask_cost' + suffix]:>10.3f}"
-                     f" | {result['cpu_time']['ratio_vs_timm' + suffix]:>19.3f} {result['cpu_time']['causal_mask_cost' + suffix]:>10.3f}")
+                     f"{_ratio(result['ratio_vs_timm' + suffix], 10)} {_ratio(result['causal_mask_cost' + suffix], 10)}"
+                     f" | {_ratio(result['cpu_time']['ratio_vs_timm' + suffix], 19)} {_ratio(result['cpu_time']['causal_mask_cost' + suffix], 10)}")
+    lines.append(f"bf16 native: {result['bf16_native']}" + (f"; {result['bf16_note']}" if "bf16_note" in result else ""))
     return "\n".join(lines)
+
+
+def _ratio(value: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"

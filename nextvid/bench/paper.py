@@ -71,8 +71,9 @@ def our_mfu(args) -> tuple[float, str]:
     if not path.is_file():
         raise SystemExit(f"nextvid bench paper: {path} not found; run `nextvid bench train` first or pass --mfu")
     train = json.loads(path.read_text())
-    if "mfu_bf16" not in train:
-        raise SystemExit(f"nextvid bench paper: {path} has no mfu_bf16 (run `nextvid bench train` with bf16)")
+    if train.get("mfu_bf16") is None:
+        why = train.get("bf16_note") or "run `nextvid bench train` with bf16"
+        raise SystemExit(f"nextvid bench paper: {path} has no bf16 MFU ({why}); pass --mfu, or measure on a machine with native bf16")
     return float(train["mfu_bf16"]), f"mfu_bf16 of {path} (preset {train.get('preset')}, commit {train.get('environment', {}).get('git_commit')})"
 
 

@@ -13,6 +13,10 @@ products) are interleaved round by round, the order reversed every other round, 
 a median; every ratio therefore compares measurements taken under the same load. Figures from
 process CPU time are reported beside the wall-clock ones (`cpu_time`): they do not count the time
 other jobs hold the cores.
+
+`bf16_native` says whether this CPU runs bf16 natively (nextvid.train.precision). Where it does not,
+torch emulates bf16: the step is timed as it runs, but no bf16 MFU or speed-up is given (null in
+--json, `bf16_note` says why): the emulated bf16 matrix product an MFU divides by is not a peak.
 """
 
 from __future__ import annotations
@@ -87,23 +91,37 @@ class threads:
 
 def cpu_flags() -> dict:
     """The CPU's bf16 support: AVX512-BF16 (dot products) and AMX-BF16 (tiles) make bf16 matrix
-    products faster than fp32; without them bf16 is emulated and slower."""
+    products faster than fp32; without them bf16 is emulated and slower. Read from the file
+    nextvid.train.precision reads (NEXTVID_CPUINFO fakes another machine)."""
+    from nextvid.train.precision import cpuinfo_path
+
     flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
     model = None
     try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+        lines = cpuinfo_path().read_text().splitlines()
     except OSError:
-        pass
+        lines = []
+    for line in lines:
+        if line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+        elif line.startswith("model name") and model is None:
+            model = line.split(":", 1)[1].strip()
     return {"model": model, **{f: f in flags for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")}}
+
+
+def bf16_verdict(result: dict, dtypes: list[str]) -> bool:
+    """Record whether this CPU runs bf16 natively; where it does not, a `bf16_note` saying why the
+    bf16 figures that compare against a peak (MFU, speed-ups) are withheld. Returns the answer."""
+    import torch
+
+    from nextvid.train.precision import native_bf16, why_not_native
+
+    cpu = torch.device("cpu")
+    result["bf16_native"] = native = native_bf16(cpu)
+    if "bf16" in dtypes and not native:
+        result["bf16_note"] = (f"bf16 is emulated here ({why_not_native(cpu)}): no bf16 MFU or speed-up is given; "
+                               "the bf16 times show what a bf16 run would cost on this machine")
+    return native
 
 
 def interleaved(variants: dict[str, Callable[[], None]], rounds: int, reps: dict[str, int]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -246,15 +264,14 @@ def measure(args) -> dict:
     with threads(args.threads):
         model, optimizer, video, masks, seeds, p = setup_step(cfg, args.step, args.batch_size)
         flops = count_step_flops(model, video, masks, p, seeds)
-        configs = {d: dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, bf16=d == "bf16")) for d in dtypes}
 
-        def step_fn(c):
-            return lambda: train_step(model, optimizer, video, masks, p, c, seeds)
+        def step_fn(d):
+            return lambda: train_step(model, optimizer, video, masks, p, cfg, seeds, precision=d)
 
         variants: dict[str, Callable[[], None]] = {}
         reps: dict[str, int] = {}
         for d in dtypes:
-            variants[f"step_{d}"] = step_fn(configs[d])
+            variants[f"step_{d}"] = step_fn(d)
             variants[f"matmul_{d}"] = matmul(torch_dtype(d), args.matmul_size)
             reps[f"step_{d}"], reps[f"matmul_{d}"] = args.steps, matmul_reps(args.matmul_size)
         for d in dtypes:  # warm-up: the first step allocates and selects kernels
@@ -280,6 +297,7 @@ def measure(args) -> dict:
         "load_average": {"before": load_before, "after": load_average()},
     }
     result["cpu_time"] = {}
+    native = bf16_verdict(result, dtypes)
     for d in dtypes:
         step_s = median(times[f"step_{d}"])
         mm_rate = mm_flops / median(times[f"matmul_{d}"])
@@ -294,13 +312,19 @@ def measure(args) -> dict:
             "step_cpu_s": step_cpu_s,
             "matmul_flops_per_cpu_s": mm_flops / median(cpu_times[f"matmul_{d}"]),
         }
-        result[f"mfu_{d}"] = flops / step_s / mm_rate
-        result["cpu_time"][f"mfu_{d}"] = flops / step_cpu_s / result[d]["matmul_flops_per_cpu_s"]
+        meaningful = d == "fp32" or native
+        result[f"mfu_{d}"] = flops / step_s / mm_rate if meaningful else None
+        result["cpu_time"][f"mfu_{d}"] = flops / step_cpu_s / result[d]["matmul_flops_per_cpu_s"] if meaningful else None
     if "fp32" in dtypes and "bf16" in dtypes:
-        result["bf16_speedup"] = result["fp32"]["step_s"] / result["bf16"]["step_s"]
-        result["bf16_matmul_speedup"] = result["bf16"]["matmul_flops_per_s"] / result["fp32"]["matmul_flops_per_s"]
-        result["cpu_time"]["bf16_speedup"] = result["fp32"]["step_cpu_s"] / result["bf16"]["step_cpu_s"]
+        result["bf16_speedup"] = result["fp32"]["step_s"] / result["bf16"]["step_s"] if native else None
+        result["bf16_matmul_speedup"] = result["bf16"]["matmul_flops_per_s"] / result["fp32"]["matmul_flops_per_s"] if native else None
+        result["cpu_time"]["bf16_speedup"] = result["fp32"]["step_cpu_s"] / result["bf16"]["step_cpu_s"] if native else None
     return result
+
+
+def percent(value: float | None, width: int = 6) -> str:
+    """A fraction as a percentage, or `-` where it is withheld (None)."""
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.1%}"
 
 
 def table(result: dict) -> str:
@@ -316,10 +340,11 @@ def table(result: dict) -> str:
     for d in dtypes:
         r = result[d]
         lines.append(f"{d:<6} {r['step_s']:>8.3f} {r['steps_per_s']:>8.3f} {r['clips_per_s']:>8.2f} "
-                     f"{r['achieved_flops_per_s'] / 1e9:>8.1f} {r['matmul_flops_per_s'] / 1e9:>15.1f} {result[f'mfu_{d}']:>6.1%}"
-                     f" | {r['step_cpu_s']:>6.3f} {result['cpu_time'][f'mfu_{d}']:>6.1%}")
-    if "bf16_speedup" in result:
+                     f"{r['achieved_flops_per_s'] / 1e9:>8.1f} {r['matmul_flops_per_s'] / 1e9:>15.1f} {percent(result[f'mfu_{d}'])}"
+                     f" | {r['step_cpu_s']:>6.3f} {percent(result['cpu_time'][f'mfu_{d}'])}")
+    if result.get("bf16_speedup") is not None:
         lines.append(f"bf16 speedup {result['bf16_speedup']:.2f}x (CPU time {result['cpu_time']['bf16_speedup']:.2f}x; matrix product "
                      f"alone {result['bf16_matmul_speedup']:.2f}x); CPU {result['cpu']['model']}: "
                      f"avx512_bf16={result['cpu']['avx512_bf16']} amx_bf16={result['cpu']['amx_bf16']}")
+    lines.append(f"bf16 native: {result['bf16_native']}" + (f"; {result['bf16_note']}" if "bf16_note" in result else ""))
     return "\n".join(lines)

@@ -30,5 +30,22 @@ def run(args) -> int:
             print("  ".join(str(r[k]).ljust(w) for k, w in widths.items()))
     else:
         print(f"# hash: {cfg.stable_hash()}")
+        print(f"# {precision_line(cfg)}")
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
     return 0
+
+
+def precision_line(cfg) -> str:
+    """What `schedule.precision` resolves to on this machine, as a run started here would resolve it."""
+    import torch
+
+    from nextvid.train.distributed import pick_device
+    from nextvid.train.precision import native_bf16, resolve, why_not_native
+
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        return f"schedule.precision: {cfg.schedule.precision} (train.device cuda: no GPU here to resolve it on)"
+    device = pick_device(cfg.train.device, 0)
+    resolved = resolve(cfg.schedule.precision, device, "schedule.precision")
+    native = native_bf16(device)
+    why = "" if native else f"; {why_not_native(device)}"
+    return f"schedule.precision: {cfg.schedule.precision} -> {resolved} on this machine ({device.type}, bf16 native: {native}{why})"

@@ -32,6 +32,7 @@ from PIL import Image
 from nextvid.data import sources, synth
 from nextvid.data.manifest import UNLABELLED, Sample, write_manifest
 from nextvid.io import atomic_write_json, sha256_file
+from nextvid.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -324,9 +325,12 @@ def build_embedded(out_dir: str | Path, sources_dir: str | Path | None = None, s
         (staging / "corpus" / "real").mkdir(parents=True)
         t1 = time.perf_counter()
         flat = [t for key in tasks for t in tasks[key]]
-        with _pool(workers) as pool:
-            rendered = list(pool.map(_render_task, flat, chunksize=4))
-            real = list(pool.map(_real_task, real_jobs))
+        with _pool(workers) as pool, Progress(len(flat) + len(real_jobs), f"embedded data ({scale})", "files") as progress:
+            rendered, real = [], []
+            for out_list, results_in_order in ((rendered, pool.map(_render_task, flat, chunksize=4)), (real, pool.map(_real_task, real_jobs))):
+                for result in results_in_order:  # in submission order, as they finish
+                    out_list.append(result)
+                    progress.update(len(rendered) + len(real))
         timings["render_encode_s"] = time.perf_counter() - t1
         results = dict(zip([(t.bench, t.split, t.index) for t in flat], rendered))
         common = {"generator_version": GENERATOR_VERSION, "seed": seed, "scale": scale,

@@ -27,6 +27,7 @@ from nextvid.data.manifest import Manifest, read_manifest
 from nextvid.data.sampling import ClipSpec
 from nextvid.data.video import Backend, clamp, open_frames
 from nextvid.io import atomic_write_json
+from nextvid.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,9 @@ def extract(manifest: Manifest | str | Path, out_dir: str | Path, *, step: int =
     shards: list[dict] = []
     samples: list[dict] = []
     shape: Optional[tuple[int, int]] = None
-    with _ShardWriter(out, token, shard_bytes) as writer:
-        for i, result in _run(jobs, workers):
+    with _ShardWriter(out, token, shard_bytes) as writer, Progress(len(jobs), f"clip cache {Path(manifest.path).name}", "samples") as progress:
+        for done, (i, result) in enumerate(_run(jobs, workers), 1):
+            progress.update(done)
             s = manifest.samples[i]
             if isinstance(result, BadRecord):
                 skips.add(result)

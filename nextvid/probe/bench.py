@@ -73,6 +73,10 @@ def bench_probe(
         "accuracy_delta": abs(cached_top1 - naive_top1),
         "val_nll_delta": abs(same["results"]["best_on_val"]["nll"] - naive["results"]["best_on_val"]["nll"]),  # 0: bit-identical heads
         "accuracy_delta_vs_grid": abs(grid_top1 - naive_top1),
+        # the precision both runs computed in, and whether bf16 is native here (where it is not,
+        # `precision: auto` ran fp32; a forced bf16 run's times would measure torch's emulation)
+        "precision": grid["features"]["precision"]["resolved"],
+        "bf16_native": grid["features"]["precision"]["bf16_native"],
         "timing_cached_s": grid["timing_s"],
         "timing_recomputed_s": naive["timing_s"],
     }
@@ -112,5 +116,7 @@ def table(result: dict[str, Any]) -> str:
         f"speedup {r['speedup']:.1f}x for the grid (G x (b) / (a)), {r['speedup_one_head']:.1f}x for one head; "
         f"accuracy delta (c) vs (b) {r['accuracy_delta']:.3f} points; the head inside (a)'s grid: {r['top1_in_grid']:.2f} "
         f"(delta {r['accuracy_delta_vs_grid']:.3f}, float rounding of the shared products)",
+        f"precision {r['precision']} (bf16 native: {r['bf16_native']}"
+        + ("" if r["bf16_native"] or r["precision"] == "fp32" else "; bf16 is emulated here: these times measure the emulation") + ")",
     ]
     return "\n".join(lines)

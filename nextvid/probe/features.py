@@ -28,6 +28,7 @@ import torch
 from nextvid.data.badinput import SkipLog
 from nextvid.data.datasets import make_loader
 from nextvid.io import atomic_path, atomic_write_json
+from nextvid.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,12 @@ def build_store(path: Path, clips: ClipSet, tokens_of, key: str, device: torch.d
     skips = skip_log(clips, max_bad_fraction, name)
     loader = make_loader(clips, batch_sampler=[list(range(i, min(i + chunk, len(clips)))) for i in range(0, len(clips), chunk)], workers=workers)
     labels, indices, markers, row = [], [], [], 0
-    with atomic_path(path.with_suffix(".npy")) as tmp:
+    progress = Progress(len(clips), f"{name} features", "samples")
+    with atomic_path(path.with_suffix(".npy")) as tmp, progress:
         array = None
         for batch in loader:
             markers += [rec["index"] for rec in batch["skipped"]]
+            progress.update(row + len(batch.get("index", ())) + len(markers), f"{len(markers)} skipped" if markers else "")
             if skips.consume(batch) is None:  # raises TooManyBadInputs past the limit
                 continue
             feats = encode_views(tokens_of, batch["video"].to(device), clips.segments, clips.views, chunk, bf16).cpu().numpy()

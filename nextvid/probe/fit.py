@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from nextvid.models.nextvid import mix_seed
 from nextvid.probe.features import FeatureStore
+from nextvid.progress import Progress
 from nextvid.probe.heads import ProbeGrid, lr_factor, make_optimizer
 from nextvid.probe.protocol import ProbeProtocol
 
@@ -71,8 +72,9 @@ class TrainedGrid:
 
 def train_grid(
     features: TrainFeatures, labels: Sequence[int], heldout: Sequence[int], protocol: ProbeProtocol,
-    dim: int, num_classes: int, device: torch.device,
+    dim: int, num_classes: int, device: torch.device, bf16: bool,
 ) -> TrainedGrid:
+    """The head grid over `features`; `bf16`: autocast, the protocol's precision as resolved."""
     pairs = protocol.grid.pairs()
     has_selection = len(heldout) > 0
     grid = ProbeGrid(dim, num_classes, protocol.heads, protocol.mlp_ratio, len(pairs) * (2 if has_selection else 1), protocol.seed).to(device)
@@ -82,6 +84,7 @@ def train_grid(
     steps_per_epoch = math.ceil(len(labels) / protocol.batch_size)
     total, warmup = protocol.epochs * steps_per_epoch, round(protocol.warmup_epochs * steps_per_epoch)
     step, rows = 0, list(range(len(labels)))
+    progress = Progress(total, f"probe heads ({len(grid)})", "steps")
     for epoch in range(protocol.epochs):
         batches = minibatches(rows, protocol.batch_size, protocol.seed, epoch)
         loss_sum, seen = torch.zeros(len(grid), device=device), 0
@@ -92,7 +95,7 @@ def train_grid(
             feats, y, batch = item
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * lr_factor(step, total, warmup, protocol.lr_schedule)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=protocol.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = grid(feats.to(device), normalized=features.prepared).float()  # (G, B, C)
             y = y.to(device)
             per_sample = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(grid)), reduction="none").view(len(grid), -1)
@@ -106,8 +109,10 @@ def train_grid(
             loss_sum += per_head.detach() * len(batch)
             seen += len(batch)
             step += 1
+            progress.update(step, f"epoch {epoch + 1}/{protocol.epochs}")
         epoch_loss = (loss_sum / max(seen, 1)).tolist()
         log.info("epoch %d/%d: training loss of the full heads min %.4f max %.4f", epoch + 1, protocol.epochs, min(epoch_loss[: len(pairs)]), max(epoch_loss[: len(pairs)]))
+    progress.close()
     return TrainedGrid(grid.eval(), pairs, has_selection, epoch_loss)
 
 

@@ -66,9 +66,10 @@ class ProbeProtocol:
     holdout_fraction: float = 0.1
     seed: int = 0
     # bf16 autocast for the frozen encoder and the heads (features are stored fp16 either way), as the
-    # pretraining runs: native on GPUs and on CPUs with AVX512-BF16/AMX (2x the fp32 feature pass of
-    # the tiny encoder here, docs/probe.md "Cost"); elsewhere the probe warns and bf16=false is faster
-    bf16: bool = True
+    # pretraining runs; fp32; auto: bf16 where the device runs it natively (GPUs, CPUs with
+    # AVX512-BF16/AMX: 2x the fp32 feature pass of the tiny encoder, docs/probe.md "Cost"), fp32
+    # elsewhere (emulated bf16 is several times slower than fp32). Resolved when the probe starts.
+    precision: Literal["auto", "bf16", "fp32"] = "bf16"
     # unreadable samples are skipped and counted per split; more than this fraction of a split is an error
     max_bad_fraction: float = 0.05
 
@@ -92,7 +93,7 @@ def _embedded(benchmark: str, **kw: Any) -> ProbeProtocol:
     """CPU scale for the tiny preset: 128 px, deterministic views (features cached), 3 lr heads at
     one weight decay (a second moved val top-1 by under 0.1 point on average: docs/grid.md)."""
     grid = GridConfig(lr=(1e-2, 3e-3, 1e-3), weight_decay=(0.01,))
-    base: dict[str, Any] = dict(resolution=128, heads=4, batch_size=64, epochs=20, grid=grid, warmup_epochs=1.0)
+    base: dict[str, Any] = dict(resolution=128, heads=4, batch_size=64, epochs=20, grid=grid, warmup_epochs=1.0, precision="auto")
     return ProbeProtocol(benchmark=benchmark, **{**base, **kw})
 
 

@@ -23,7 +23,7 @@ from nextvid.probe.encoders import TokenSource
 from nextvid.probe.features import CachedTrainFeatures, ClipSet, LiveTrainFeatures, build_store, feature_key
 from nextvid.probe.heads import ProbeGrid
 from nextvid.probe.protocol import ProbeProtocol
-from nextvid.train.precision import warn_if_emulated
+from nextvid.train import precision as precisions
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +79,25 @@ def run_probe(
     _check(train0, protocol, views=1, name="training")
     _check(data.val_clips, protocol, views=protocol.views, name="validation")
     timing: dict[str, float] = {}
-    precision = "bf16 autocast" if protocol.bf16 else "fp32"
-    if protocol.bf16:
-        warn_if_emulated(device, "the protocol's bf16", "pass --set bf16=false here")
+    resolved = precisions.resolve(protocol.precision, device, "the protocol's precision")
+    bf16 = resolved == "bf16"
+    precision = "bf16 autocast" if bf16 else "fp32"
 
     t = time.perf_counter()
     _, held = fit.holdout_split(train0.labels, protocol.holdout_fraction, protocol.seed)
-    val_store, train_features, heldout_store, heldout_rows, heldout_how = _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train)
+    val_store, train_features, heldout_store, heldout_rows, heldout_how = _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train, bf16)
     timing["cached_features"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    trained = fit.train_grid(train_features, train0.labels, held, protocol, source.dim, data.num_classes, device)
+    trained = fit.train_grid(train_features, train0.labels, held, protocol, source.dim, data.num_classes, device, bf16)
     timing["train_heads"] = time.perf_counter() - t  # includes recomputed features when not cached
 
     t = time.perf_counter()
-    val_probs = fit.predict(trained.grid, val_store, range(len(val_store)), protocol.batch_size, device, protocol.bf16)
+    val_probs = fit.predict(trained.grid, val_store, range(len(val_store)), protocol.batch_size, device, bf16)
     val = fit.scores(val_probs[: len(trained.pairs)], val_store.labels)
     heldout = None
     if heldout_store is not None and heldout_rows:
-        probs = fit.predict(trained.grid, heldout_store, heldout_rows, protocol.batch_size, device, protocol.bf16)
+        probs = fit.predict(trained.grid, heldout_store, heldout_rows, protocol.batch_size, device, bf16)
         heldout = fit.scores(probs, heldout_store.labels[heldout_rows])
     rules = fit.select(trained, val, heldout)
     timing["evaluate"] = time.perf_counter() - t
@@ -113,6 +113,7 @@ def run_probe(
         "device": str(device),
         "encoder_precision": precision,
         "heads_precision": precision,
+        "precision": precisions.describe(protocol.precision, resolved, device),
     }
     skips = {"train": train_features.skips, "val": val_store.skips}
     if heldout_store is not None and heldout_store is not getattr(train_features, "store", None):
@@ -135,15 +136,17 @@ def run_probe(
     return metrics
 
 
-def _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train):
+def _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train, bf16):
     """The val store, the training features (cached or live) and the held-out store and rows (the
     held-out samples that could be read)."""
     tokens_of = source.module.to(device)
-    key = dict(source=source.record, protocol={k: v for k, v in protocol.to_dict().items() if k not in _NOT_IN_FEATURES}, data=data.record)
+    # features depend on the precision they were computed in, not on the one asked for (`auto`)
+    in_key = {k: v for k, v in protocol.to_dict().items() if k not in _NOT_IN_FEATURES}
+    key = dict(source=source.record, protocol={**in_key, "precision": "bf16" if bf16 else "fp32"}, data=data.record)
 
     def store(name, clips, **extra):
         return build_store(out / "features" / name, clips, tokens_of, feature_key(split=name, **extra, **key), device, chunk, workers,
-                           protocol.max_bad_fraction, name, protocol.bf16)
+                           protocol.max_bad_fraction, name, bf16)
 
     val_store = store("val", data.val_clips)
     if cache_train:
@@ -151,9 +154,9 @@ def _features(source, protocol, data, train0, held, out, device, chunk, workers,
         if not set(train_store.indices.tolist()) <= set(range(len(train0))):
             raise ValueError("the training clip set's items must carry their position as \"index\"")
         # normalised once, in the dtype the bf16 matmuls would cast them to anyway (same numbers)
-        train_features = CachedTrainFeatures(train_store, ProbeGrid.normalize, torch.bfloat16 if protocol.bf16 else torch.float32)
+        train_features = CachedTrainFeatures(train_store, ProbeGrid.normalize, torch.bfloat16 if bf16 else torch.float32)
     else:
-        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers, protocol.max_bad_fraction, protocol.bf16)
+        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers, protocol.max_bad_fraction, bf16)
     if not held:
         return val_store, train_features, None, [], None
     same_views = not protocol.augment and protocol.views == 1  # the training views are the evaluation views

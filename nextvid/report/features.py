@@ -33,6 +33,7 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
     from nextvid.probe.encoders import load_token_source
     from nextvid.probe.features import encode_views
     from nextvid.probe.protocol import load_protocol
+    from nextvid.train.precision import resolve as resolve_precision
 
     protocol = load_protocol(benchmark, None, [*overrides, f"val_manifest={json.dumps(val_manifest)}"])
     source = load_token_source(checkpoint, encoder, protocol)
@@ -41,6 +42,7 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
                       protocol.segments, protocol.views, short_side=eval_short_side(protocol.resolution, protocol.views))
     positions = pick_samples(clips.labels, max_samples)
     module = source.module.to(device)
+    bf16 = resolve_precision(protocol.precision, torch.device(device), "the protocol's precision") == "bf16"
     feats, labels, indices, skipped = [], [], [], []
     for start in range(0, len(positions), chunk):
         items = [clips[i] for i in positions[start:start + chunk]]
@@ -49,7 +51,7 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
         if not good:
             continue
         video = torch.stack([item["video"] for item in good]).to(device)
-        tokens = encode_views(module, video, clips.segments, clips.views, chunk, protocol.bf16)  # (n, V, S*N, D)
+        tokens = encode_views(module, video, clips.segments, clips.views, chunk, bf16)  # (n, V, S*N, D)
         feats.append(tokens.float().mean(dim=(1, 2)).cpu().numpy())
         labels += [int(item["label"]) for item in good]
         indices += [int(item["index"]) for item in good]
@@ -60,7 +62,7 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
     classes = sorted(manifest.label_map, key=manifest.label_map.get)
     meta = {"source": source.record, "benchmark": protocol.benchmark, "clip_spec": protocol.clip_spec, "frame_step": protocol.frame_step,
             "resolution": protocol.resolution, "val_manifest": str(val_manifest), "val_sha256": manifest.sha256,
-            "pooling": "mean over tokens, segments and views", "max_samples": max_samples, "chosen": len(positions),
+            "pooling": "mean over tokens, segments and views", "precision": "bf16" if bf16 else "fp32", "max_samples": max_samples, "chosen": len(positions),
             "skipped": [next(iter(m.values())) for m in skipped]}
     return {"features": np.concatenate(feats).astype(np.float32), "labels": np.array(labels, dtype=np.int64),
             "indices": np.array(indices, dtype=np.int64), "classes": np.array(classes), "meta": meta}

@@ -96,6 +96,17 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise CheckpointError(f"{path}: cannot be loaded ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a nextvid checkpoint of format {FORMAT_VERSION}")
+    return _with_precision(state)
+
+
+def _with_precision(state: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoints written before `schedule.precision` had `schedule.bf16: bool` and no resolved
+    `precision`: read them as the same setting, so their encoders can still be probed."""
+    schedule = state.get("config", {}).get("schedule", {})
+    if "bf16" in schedule:
+        schedule["precision"] = "bf16" if schedule.pop("bf16") else "fp32"
+    if "precision" not in state and schedule.get("precision") in ("bf16", "fp32"):
+        state["precision"] = schedule["precision"]
     return state
 
 

@@ -28,11 +28,12 @@ from nextvid.io import atomic_write_json
 from nextvid.masking import MaskSampler
 from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
 from nextvid.models.targets import build_target
+from nextvid.progress import Progress
 from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
-from nextvid.train.metrics import MetricsLog, Progress, collapse_diagnostics
+from nextvid.train import precision as precisions
+from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
 from nextvid.train.schedule import StepPlan, end_step, plan, samples_before, stage_ends
-from nextvid.train.precision import warn_if_emulated
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,15 @@ def train_step(
     noise_seeds: list[int],
     targets: Optional[torch.Tensor] = None,
     check_finite: Callable[[torch.Tensor], bool] = lambda loss: bool(torch.isfinite(loss)),
+    *,
+    precision: str,
 ) -> StepResult:
-    """One optimisation step: set LRs, forward (bf16 autocast if configured), backward, clip, AdamW,
-    EMA. Raises NonFiniteLossError before touching the weights if the loss is not finite."""
+    """One optimisation step: set LRs, forward (bf16 autocast when `precision`, the run's resolved
+    one, is bf16), backward, clip, AdamW, EMA. Raises NonFiniteLossError before touching the weights
+    if the loss is not finite."""
     for group in optimizer.param_groups:
         group["lr"] = step_plan.decoder_lr if group["lr_group"] == "decoder" else step_plan.lr
-    with torch.autocast(video.device.type, dtype=torch.bfloat16, enabled=cfg.schedule.bf16):
+    with precisions.autocast(video.device, precision):
         out = model(video, masks, tau_draws=step_plan.tau_draws, targets=targets, noise_seeds=noise_seeds)
     loss = out["loss"]
     if not check_finite(loss.detach()):
@@ -124,8 +128,6 @@ class Trainer:
                 raise ConfigError(f"schedule.stages.{i}.batch_size: {stage.batch_size} is not divisible by the {self.env.world_size} ranks")
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
-        if cfg.schedule.bf16:
-            warn_if_emulated(self.env.device, "schedule.bf16", "set schedule.bf16=false here (a different config: a new run)")
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.env.device)
         self.target = build_target(cfg).to(self.env.device) if cfg.target.kind == "vae" else None
@@ -135,7 +137,7 @@ class Trainer:
         self.masks = MaskSampler(cfg.masking, self.model.encoder.grid_hw, seed=cfg.seed)
         self.skips = self._new_skip_log()
         self.step = 0
-        self._resume()
+        self.precision = self._resume() or self._resolve_precision()
         if self.env.world_size > 1:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=ids)
@@ -151,13 +153,24 @@ class Trainer:
             "skips": self._gathered_skips(),
             "config": self.cfg.to_dict(),
             "config_hash": self.cfg.training_hash(),
+            "precision": self.precision,  # resolved at the start (schedule.precision is what was asked)
             "provenance": ckpt.provenance(),
         }
 
-    def _resume(self) -> None:
+    def _resolve_precision(self) -> str:
+        """`schedule.precision` resolved once, at the start of a run; rank 0's answer for every rank."""
+        resolved = precisions.resolve(self.cfg.schedule.precision, self.env.device, "schedule.precision")
+        if self.env.world_size > 1:
+            box = [resolved]
+            torch.distributed.broadcast_object_list(box, src=0)
+            resolved = box[0]
+        return resolved
+
+    def _resume(self) -> Optional[str]:
+        """Load the latest checkpoint, if any; returns the precision the run started with."""
         path = ckpt.latest(self.ckpt_dir)
         if path is None:
-            return
+            return None
         state = ckpt.load(path, map_location=self.env.device)
         if state["config_hash"] != self.cfg.training_hash():
             raise ckpt.CheckpointError(
@@ -177,6 +190,7 @@ class Trainer:
                 for d in per_rank:
                     self.skips.merge(SkipLog.from_dict(d))
         log.info("resumed from %s at step %d", path, self.step)
+        return precisions.keep(state["precision"], self.cfg.schedule.precision, self.env.device, "schedule.precision")
 
     def save_checkpoint(self) -> None:
         state = self.state()  # collective (the skip logs of all ranks): every rank takes part
@@ -216,30 +230,35 @@ class Trainer:
         self._stop_at = total if stop_at is None else min(stop_at, total)
         if env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out / "config.yaml")
+            save_config(cfg, self.out / "config.yaml", header=f"schedule.precision {cfg.schedule.precision}: this run computes in "
+                        f"{self.precision} (resolved when it started, kept on resume; checkpoints and done.json record it)")
         # keep the row of the checkpoint's own step (written just before that checkpoint) when an
         # uninterrupted run logs that step too; a `stop_at` end row off the logging grid is dropped
         on_grid = self.step % cfg.train.log_every == 0 or self.step in stage_ends(cfg.schedule)
-        metrics = MetricsLog(self.out / "metrics.csv", resume_step=self.step + on_grid) if env.is_main else None
+        resume_step = self.step + on_grid
+        sinks = [MetricsLog(self.out / "metrics.csv", resume_step=resume_step)] if env.is_main else []
+        if env.is_main and cfg.train.tensorboard:
+            sinks.append(TensorBoardLog(self.out / "tensorboard", resume_step=resume_step))
         self._started = time.perf_counter()
-        progress = Progress(total, enabled=None if env.is_main else False)
+        progress = Progress(total, "pretrain", "steps", enabled=env.is_main, start=self.step)
+        self._progress_text = f"precision {self.precision}"
         last: dict = {}
         try:
             while self.step < self._stop_at:
-                last = self._run_stage(metrics, progress) or last
+                last = self._run_stage(sinks, progress) or last
         finally:
             progress.close()
-            if metrics:
-                metrics.close()
+            for sink in sinks:
+                sink.close()
         if self.step < total:
             self.save_checkpoint()
             return {"steps": self.step, "complete": False}
-        summary = {"steps": total, "schedule_steps": cfg.schedule.total_steps, "config_hash": cfg.training_hash(), "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
+        summary = {"steps": total, "schedule_steps": cfg.schedule.total_steps, "config_hash": cfg.training_hash(), "precision": self.precision, "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
         if env.is_main:
             atomic_write_json(self.out / DONE, summary)
         return summary
 
-    def _run_stage(self, metrics: Optional[MetricsLog], progress: Progress) -> dict:
+    def _run_stage(self, sinks: list, progress: Progress) -> dict:
         """Steps from the current one to the end of its stage (frames and batch size are per stage)."""
         cfg, env = self.cfg, self.env
         total = end_step(cfg.schedule)
@@ -262,7 +281,8 @@ class Trainer:
             masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step, env.rank, env.world_size)]
             seeds = [mix_seed(cfg.seed, i) for i in sample_ids]
             targets = self.target(video) if self.target is not None else None
-            result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere)
+            result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere,
+                                precision=self.precision)
             self.step += 1
             if self.step % cfg.train.log_every == 0 or self.step == end:
                 now = time.perf_counter()
@@ -278,10 +298,11 @@ class Trainer:
                 if result.features is not None:
                     row.update(collapse_diagnostics(result.features))
                 tick, tick_step = now, self.step
-                if metrics:
-                    metrics.write(row)
-                progress.update(self.step, " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values))
+                for sink in sinks:  # metrics.csv, and TensorBoard when train.tensorboard
+                    sink.write(row)
+                self._progress_text = " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values)
                 last = {k: v for k, v in row.items() if k != "elapsed_s"}
+            progress.update(self.step, self._progress_text)
             if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == total:
                 self.save_checkpoint()
         return last

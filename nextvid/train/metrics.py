@@ -1,6 +1,7 @@
 """One metrics file per run: a CSV with a fixed schema, written by rank 0 only, its header once across
 restarts. On resume, rows past the checkpoint's step are dropped (they will be recomputed), so the
-file always describes exactly one uninterrupted run. Plus the collapse diagnostics it records."""
+file always describes exactly one uninterrupted run. Plus the collapse diagnostics it records, and
+the same scalars as TensorBoard events (`train.tensorboard`)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,39 @@ class MetricsLog:
         atomic_write_text(self.path, buf.getvalue())
 
 
+class TensorBoardLog:
+    """The metrics.csv scalars as TensorBoard events in `<run>/tensorboard/`, tagged by group
+    (loss/, schedule/, collapse/, speed/, data/). On resume, events at or past the resumed step left
+    by the interrupted process are purged (TensorBoard's purge_step), like the CSV rows."""
+
+    GROUPS = {
+        "loss": ("loss", "flow", "align", "regression"),
+        "schedule": ("lr", "decoder_lr", "tau_draws", "frames", "batch_size", "grad_norm"),
+        "collapse": ("feature_std", "effective_rank"),
+        "speed": ("clips_per_s", "elapsed_s"),
+        "data": ("skipped",),
+    }
+    TAGS = {column: f"{group}/{column}" for group, columns in GROUPS.items() for column in columns}
+
+    def __init__(self, log_dir: str | Path, resume_step: int = 0):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise ImportError("train.tensorboard needs the tensorboard package: pip install 'nextvid[tensorboard]'") from err
+        self._writer = SummaryWriter(str(log_dir), purge_step=resume_step or None)
+
+    def write(self, row: dict) -> None:
+        step = int(row["step"])
+        for column, tag in self.TAGS.items():
+            value = row.get(column)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self._writer.add_scalar(tag, value, step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def _fmt(value) -> str:
     if value is None:
         return ""
@@ -83,22 +117,3 @@ def read_metrics(path: str | Path) -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
-
-class Progress:
-    """A one-line progress display on a terminal; silent otherwise (logs and CSV carry the numbers)."""
-
-    def __init__(self, total: int, enabled: Optional[bool] = None):
-        import sys
-
-        self.total = total
-        self.stream = sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-
-    def update(self, step: int, text: str) -> None:
-        if self.enabled:
-            self.stream.write(f"\r[{step}/{self.total}] {text}\033[K")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")

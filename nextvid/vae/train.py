@@ -25,6 +25,7 @@ import torch
 from nextvid.data.badinput import SkipLog
 from nextvid.data.video import Backend
 from nextvid.io import atomic_dir, atomic_write_json, sha256_file
+from nextvid.progress import Progress
 from nextvid.train.checkpoint import git_commit
 from nextvid.vae.config import VaeConfig
 from nextvid.vae.data import HeldOutFrames, MixtureFrames, held_out_batches, mixture_batches
@@ -95,13 +96,16 @@ def fit(vae: torch.nn.Module, mixture: str | Path, cfg: VaeConfig, *, backend: B
     # a batch whose samples were all unreadable is left out: its step is not taken
     batches = mixture_batches(frames, 0, cfg.steps * cfg.batch_size, cfg.batch_size, skips, workers)
     step = -1
+    progress = Progress(cfg.steps, "vae", "steps")
     for step, x in enumerate(batches):
         parts = train_step(vae, opt, x, step, cfg, noise)
         window.append((parts.loss.item(), parts.reconstruction, parts.kl))
+        progress.update(step + 1, f"loss {window[-1][0]:.4f}")
         if (step + 1) % cfg.log_every == 0:
             flush(step)
     if window:
         flush(step)
+    progress.close()
     return history, skips
 
 
