@@ -144,18 +144,13 @@ def _findings(args) -> int:
 def _features(args) -> int:
     import torch
 
-    from nextvid.config import ConfigError
     from nextvid.report.features import extract_features, save_features
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    try:
-        data = extract_features(args.checkpoint, args.benchmark, args.val_manifest, args.encoder, args.overrides, args.max_samples,
-                                device, args.extract_batch, args.backend)
-    except ConfigError as err:
-        print(f"nextvid: config error: {err}", file=sys.stderr)
-        return 2
+    data = extract_features(args.checkpoint, args.benchmark, args.val_manifest, args.encoder, args.overrides, args.max_samples,
+                            device, args.extract_batch, args.backend)  # a ConfigError reaches `nextvid`, which prints it
     save_features(args.out, data, args.label or checkpoint_label(args.checkpoint, args.encoder))
     print(f"nextvid report features: {len(data['labels'])} samples x {data['features'].shape[1]} -> {args.out}")
     return 0
