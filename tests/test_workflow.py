@@ -271,7 +271,7 @@ def test_findings_doc_is_the_published_findings_page(tmp_path):
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(smoke_with(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="docs/f.md"))))
     out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "cfg.yaml", "-n", "-p", "all", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "cp results/findings/smoke/findings.md docs/f.md" in out.stdout
+    assert "output: docs/f.md" in out.stdout and "input: results/findings/smoke/findings.md" in out.stdout
     assert job_counts(out.stdout)["publish_findings"] == 1
 
 

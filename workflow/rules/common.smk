@@ -8,6 +8,7 @@ import ast
 import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -17,6 +18,7 @@ from nextvid import layout
 from nextvid.config import ConfigError
 from nextvid.config import load as load_nextvid_config
 from nextvid.experiments import VARIANTS, get_variant
+from nextvid.io import atomic_path
 from nextvid.probe.protocol import load_protocol
 from nextvid.report.paper import ABLATIONS
 from nextvid.vae.config import load_vae_config, target_overrides
@@ -317,7 +319,7 @@ def pretrain_params(wildcards):
         )
     )
     if exp["pretrain"]["mixture"] == "embedded":
-        args.append(f"--mixture {embedded_mixture()}")
+        args.append(f"--mixture {shlex.quote(embedded_mixture())}")
     return " ".join(args)
 
 
@@ -337,7 +339,8 @@ def run_done_files(name):
 
 
 def run_dirs(name):
-    return " ".join(str(Path(f).parent) for f in run_done_files(name))
+    """The run directories, as shell arguments (quoted: shell commands take them as they are)."""
+    return shlex.join(str(Path(f).parent) for f in run_done_files(name))
 
 
 # --- probes --------------------------------------------------------------------------------------
@@ -480,7 +483,8 @@ def generation_files(name):
 
 
 def generation_dirs(wildcards):
-    return " ".join(str(Path(f).parent) for f in generation_files(wildcards.config))
+    """The generation directories, as shell arguments (quoted)."""
+    return shlex.join(str(Path(f).parent) for f in generation_files(wildcards.config))
 
 
 def features_file(name, variant, seed, step, benchmark):
@@ -567,6 +571,14 @@ def experiment_figures(name):
 
 def findings_file(name):
     return str(layout.RESULTS / "findings" / name / "findings.md")
+
+
+def publish_copy(source, target, log):
+    """`target` becomes a copy of `source`, atomically (the published findings page)."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text(f"copied {source} to {target}\n")
 
 
 def all_targets():
