@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -54,6 +55,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
         from nextvid.data.mixture import pretraining_dataset
         from nextvid.train.loop import Trainer
 
+        configure_job_logging()
         os.environ.setdefault("NEXTVID_GIT_COMMIT", self.git_commit)
         if _inside_submitit_job():
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
@@ -63,6 +65,16 @@ class PretrainJob(submitit.helpers.Checkpointable):
             return Trainer(cfg, self.out_dir, pretraining_dataset, env).run()
         finally:
             distributed.shutdown()
+
+
+def configure_job_logging() -> None:
+    """The package's INFO lines (resume point, stage starts, checkpoint writes) in the job's log. A
+    local or SLURM job is a fresh process where Python prints only warnings; `debug` runs in the
+    caller's process, whose logging `nextvid` already set up (then only the level is ensured)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    package = logging.getLogger("nextvid")
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
 
 
 def _inside_submitit_job() -> bool:

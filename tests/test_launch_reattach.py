@@ -60,3 +60,22 @@ def test_launch_resubmits_when_the_recorded_pid_was_reused(unrelated, tmp_path, 
     new = launcher.launch(cfg, out, "local")
     assert len(submitted) == 1, "a reused pid was taken for the run's job"
     assert new["process"] == identity and json.loads((out / JOB_RECORD).read_text())["process"] == identity
+
+
+def test_the_trainers_info_lines_reach_the_local_jobs_log(tmp_path):
+    """A real PretrainJob under submitit's local executor: it fails for want of data, but only after
+    the trainer has logged at INFO (a stale temp file removed, the stage it starts), and those lines
+    are in the job's log, not only its warnings."""
+    from nextvid.config import merge
+
+    cfg = merge(get_preset("nano"), {"data": {"num_workers": 0}, "train": {"device": "cpu"}})
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / ".latest.pt.abc123.tmp").write_bytes(b"half")
+    executor = launcher.make_executor(cfg, out / "submitit", "local")
+    job = executor.submit(launcher.PretrainJob(cfg.to_dict(), str(out), "test"))
+    with pytest.raises(Exception, match="no pretraining sources"):
+        job.result()
+    log = job.stderr() or ""
+    assert "INFO nextvid.train.loop: removed" in log and ".latest.pt.abc123.tmp" in log, log[-3000:]
+    assert "INFO nextvid.train.loop: stage warmup from step 0" in log, log[-3000:]
