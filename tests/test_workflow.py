@@ -389,6 +389,17 @@ def test_launch_settings_rerun_nothing(tree):
 
 
 @pytest.mark.slow
+def test_findings_page_is_published_byte_for_byte_at_a_path_with_spaces_and_quotes(tree):
+    """publish_findings copies in Python: a path no shell could take unquoted is fine."""
+    doc = "docs/it's a \"findings\" page; $(x).md"
+    tree.edit_config(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc=doc))
+    out = tree.run()
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (tree.path / doc).read_bytes() == (tree.path / "results/findings/smoke/findings.md").read_bytes()
+    assert job_counts(tree.dry_run().stdout) == {}
+
+
+@pytest.mark.slow
 def test_html_report_collects_tables_and_figures_with_captions(tree):
     out = snakemake(*tree.args("--report", "report.html"), cwd=tree.path, env=tree.env)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -8,7 +8,6 @@ import ast
 import os
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -18,7 +17,6 @@ from nextvid import layout
 from nextvid.config import ConfigError
 from nextvid.config import load as load_nextvid_config
 from nextvid.experiments import VARIANTS, get_variant
-from nextvid.io import atomic_path
 from nextvid.probe.protocol import load_protocol
 from nextvid.report.paper import ABLATIONS
 from nextvid.vae.config import load_vae_config, target_overrides
@@ -571,14 +569,6 @@ def experiment_figures(name):
 
 def findings_file(name):
     return str(layout.RESULTS / "findings" / name / "findings.md")
-
-
-def publish_copy(source, target, log):
-    """`target` becomes a copy of `source`, atomically (the published findings page)."""
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
-    Path(log).write_text(f"copied {source} to {target}\n")
 
 
 def all_targets():
