@@ -453,7 +453,7 @@ RANGE_RULES = (
     RangeRule(r"lr|lr_\w+|\w+_lr", 0.0, low_open=True),  # learning rates
     RangeRule(r"betas", 0.0, 1.0),  # AdamW
     RangeRule(r"\w*workers|warmup_\w+", 0.0),  # counts that may be 0 (before the sizes and steps below)
-    RangeRule(r"\w*(width|depth|heads|chans|channels)|\w+_size|frames|tubelet|steps|\w+_steps|num_\w+|\w+_every", 1.0),
+    RangeRule(r"\w*(width|depth|heads|chans|channels|groups|downsample|pool)|\w+_size|frames|tubelet|steps|\w+_steps|num_\w+|\w+_every", 1.0),
     RangeRule(r"\w+", 0.0),  # any other number: finite and not negative
 )
 

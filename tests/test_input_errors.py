@@ -179,3 +179,18 @@ def test_config_dataclasses_are_what_the_walk_sees():
     assert "schedule.stages.0.lr_start" in keys and "model.encoder.depth" in keys
     assert all(f.name in {"model", "masking", "objective", "target", "schedule", "data", "train", "launch", "seed"}
                for f in dataclasses.fields(Config))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 10**9, 0.5])
+def test_any_number_in_any_field_is_accepted_or_a_config_error_never_a_crash(bad):
+    """Zero, negative, huge or fractional: validation never fails with anything but ConfigError (a
+    divisor of 0 must be refused by its range, not by a ZeroDivisionError)."""
+    for cfg in configs().values():
+        for key, value in _numbers(cfg, ""):
+            new = int(bad) if isinstance(value, int) else float(bad)
+            if isinstance(value, int) and new != bad:
+                continue
+            try:
+                merge(cfg, _nested(key, new, None))
+            except ConfigError:
+                pass
