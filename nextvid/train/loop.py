@@ -179,17 +179,17 @@ class Trainer:
                 for d in per_rank:
                     self.skips.merge(SkipLog.from_dict(d))
         log.info("resumed from %s at step %d", path, self.step)
-        if self.env.is_main:
-            self._check_kept_before_resume()
+        self._check_kept_before_resume()
 
     def kept_steps(self) -> list[int]:
         """The steps whose checkpoints are kept (probed): `train.keep_steps` and the final step."""
         return sorted(set(self.cfg.train.keep_steps) | {self.cfg.schedule.total_steps})
 
     def _check_kept_before_resume(self) -> None:
-        """A kept step at the resume point is recreated from latest.pt if missing; one that was passed
-        without its file cannot be, and fails now rather than when the workflow probes it."""
-        if self.step in self.kept_steps() and ckpt.repair_kept(self.ckpt_dir, self.step):
+        """A kept step at the resume point is recreated from latest.pt if missing (by the main rank); one
+        that was passed without its file cannot be, and fails now, on every rank (no rank is left
+        waiting in a collective), rather than when the workflow probes it."""
+        if self.env.is_main and self.step in self.kept_steps() and ckpt.repair_kept(self.ckpt_dir, self.step):
             log.info("recreated the kept checkpoint of step %d from %s", self.step, ckpt.LATEST)
         missing = [s for s in self.kept_steps() if s < self.step and not (self.ckpt_dir / ckpt.step_name(s)).is_file()]
         if missing:
