@@ -8,6 +8,8 @@ import importlib
 import logging
 import sys
 
+from nextvid.errors import UserInputError
+
 # name -> (module, one-line help). A module exposes `configure(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("nextvid.commands.describe", "parameter and FLOP counts of a preset or config"),
@@ -25,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nextvid", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an input error (a bad config, override or file)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
@@ -40,4 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except UserInputError as err:  # the message names the key or file; a traceback would only bury it
+        if args.debug:
+            raise
+        print(f"nextvid: {err.kind}: {err}", file=sys.stderr)
+        return err.status

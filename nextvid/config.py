@@ -11,16 +11,23 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Iterator, Literal, Optional
+
+from nextvid.errors import UserInputError, read_user_text
 
 
-class ConfigError(ValueError):
-    """A config value or key is invalid; the message names the dotted key."""
+class ConfigError(UserInputError):
+    """A config value or key is invalid, or a config file cannot be read; the message names the
+    dotted key or the file."""
+
+    status = 2
+    kind = "config error"
 
 
 @dataclass(frozen=True)
@@ -297,12 +304,24 @@ def merge(base: Any, *overrides: dict[str, Any], path: str = "") -> Any:
     return from_dict(type(base), plain, "")
 
 
-def load_yaml(text: str) -> Any:
+def load_yaml(text: str, source: str = "") -> Any:
     """YAML as a user means it: PyYAML follows YAML 1.1, where `1e-5` and `1.0e5` (no dot, or no sign
-    in the exponent) are strings; here they are floats, as in YAML 1.2 and Python."""
+    in the exponent) are strings; here they are floats, as in YAML 1.2 and Python. A syntax error is
+    a ConfigError naming `source` (a file, or the override) and the line."""
     import yaml
 
-    return yaml.load(text, Loader=_yaml_loader())
+    try:
+        return yaml.load(text, Loader=_yaml_loader())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None and source and "\n" in text.strip() else source
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where or 'YAML'}: not valid YAML ({problem})") from None
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """A YAML file the user named (config, protocol); a ConfigError naming it when it is missing or malformed."""
+    return load_yaml(read_user_text(path, "config file", ConfigError), str(path))
 
 
 @functools.cache
@@ -325,7 +344,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE")
     key, raw = text.split("=", 1)
-    value = load_yaml(raw)
+    value = load_yaml(raw, f"override {text!r}")
     out: dict[str, Any] = {}
     node = out
     parts = key.strip().split(".")
@@ -342,7 +361,7 @@ def load(preset: str | None = None, file: str | Path | None = None, overrides: l
 
     file_data: dict[str, Any] = {}
     if file is not None:
-        file_data = load_yaml(Path(file).read_text()) or {}
+        file_data = load_yaml_file(file) or {}
         if not isinstance(file_data, dict):
             raise ConfigError(f"{file}: expected a mapping at the top level")
         file_preset = file_data.pop("preset", None)
@@ -366,6 +385,7 @@ def save(cfg: Config, path: str | Path, header: str = "") -> None:
 
 
 def validate(cfg: Config) -> None:
+    check_ranges(cfg)
     enc = cfg.model.encoder
     _require(enc.image_size % enc.patch_size == 0, "model.encoder.image_size", "must be a multiple of patch_size")
     _require(enc.frames % enc.tubelet == 0, "model.encoder.frames", "must be a multiple of tubelet")
@@ -407,6 +427,9 @@ def validate(cfg: Config) -> None:
     _require(0 <= data.max_bad_fraction < 1, "data.max_bad_fraction", "must be in [0, 1)")
     _require(0 < data.crop_scale[0] <= data.crop_scale[1] <= 1, "data.crop_scale", "must be (low, high) within (0, 1]")
     _require(cfg.train.log_every >= 1, "train.log_every", "must be >= 1")
+    for i, step in enumerate(cfg.train.keep_steps):
+        last = cfg.schedule.stop_at or cfg.schedule.total_steps  # an early-stopped run ends at stop_at
+        _require(1 <= step <= last, f"train.keep_steps.{i}", f"{step} is not a step the run reaches [1, {last}]")
     _require(cfg.train.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     _require(cfg.launch.nodes >= 1 and cfg.launch.gpus_per_node >= 0, "launch", "nodes >= 1 and gpus_per_node >= 0")
     sched = cfg.schedule
@@ -424,6 +447,64 @@ def validate(cfg: Config) -> None:
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
+
+
+# --------------------------------------------------------------------------------------------------
+# ranges of numeric fields, by rule rather than field by field: every number of a config built with
+# this machinery (this Config, probe protocols, the VAE config) is checked by the first rule whose
+# pattern matches its field name (the last non-index part of its dotted key), so a field added later
+# is covered too. Relations between fields are `validate`'s.
+
+
+@dataclass(frozen=True)
+class RangeRule:
+    names: str  # regex, full match on the field name
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # (low, ...] rather than [low, ...]
+    high_open: bool = True
+
+    def admits(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return math.isfinite(value) and above and below
+
+    def describe(self, value: float) -> str:
+        if self.high == math.inf:
+            return f"must be {'finite and ' if isinstance(value, float) else ''}{'>' if self.low_open else '>='} {self.low:g}"
+        return f"must be in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+RANGE_RULES = (
+    RangeRule(r"lr|lr_\w+|\w+_lr", 0.0, low_open=True),  # learning rates
+    RangeRule(r"betas", 0.0, 1.0),  # AdamW
+    RangeRule(r"\w*workers|warmup_\w+", 0.0),  # counts that may be 0 (before the sizes and steps below)
+    RangeRule(r"\w*(width|depth|heads|chans|channels|groups|downsample|pool)|\w+_size|frames|tubelet|steps|\w+_steps|num_\w+|\w+_every", 1.0),
+    RangeRule(r"\w+", 0.0),  # any other number: finite and not negative
+)
+
+
+def check_ranges(obj: Any, path: str = "") -> None:
+    """Raise ConfigError naming the dotted key of the first number outside its rule's range."""
+    for key, value in _numbers(obj, path):
+        rule = next(r for r in RANGE_RULES if re.fullmatch(r.names, _field_name(key)))
+        if not rule.admits(float(value)):
+            raise ConfigError(f"{key}: {value!r} {rule.describe(value)}")
+
+
+def _numbers(obj: Any, path: str) -> Iterator[tuple[str, float]]:
+    if dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            yield from _numbers(getattr(obj, f.name), _join(path, f.name))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _numbers(v, _join(path, i))
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield path, obj
+
+
+def _field_name(key: str) -> str:
+    return next(part for part in reversed(key.split(".")) if not part.isdigit())
 
 
 # --------------------------------------------------------------------------------------------------

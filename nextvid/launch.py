@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -54,6 +55,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
         from nextvid.data.mixture import pretraining_dataset
         from nextvid.train.loop import Trainer
 
+        configure_job_logging()
         os.environ.setdefault("NEXTVID_GIT_COMMIT", self.git_commit)
         if _inside_submitit_job():
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
@@ -63,6 +65,16 @@ class PretrainJob(submitit.helpers.Checkpointable):
             return Trainer(cfg, self.out_dir, pretraining_dataset, env).run()
         finally:
             distributed.shutdown()
+
+
+def configure_job_logging() -> None:
+    """The package's INFO lines (resume point, stage starts, checkpoint writes) in the job's log. A
+    local or SLURM job is a fresh process where Python prints only warnings; `debug` runs in the
+    caller's process, whose logging `nextvid` already set up (then only the level is ensured)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    package = logging.getLogger("nextvid")
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
 
 
 def _inside_submitit_job() -> bool:
@@ -137,6 +149,8 @@ def launch(cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait:
             "submitted_at": time.time(),
             "folder": str(folder.resolve()),
         }
+        if launcher == "local":  # a pid is reused once its process is gone: record which process it is
+            record["process"] = _process_identity(int(job.job_id))
         if launcher != "debug":
             atomic_write_json(out / JOB_RECORD, record)
         log.info("submitted %s job %s for %s", launcher, job.job_id, out)
@@ -179,8 +193,8 @@ def _reattach(record: dict, folder: Path) -> Optional[submitit.Job]:
             raise LaunchError(f"cannot tell whether SLURM job {job_id} of this run is alive (sacct and squeue give no state); "
                               "not submitting a second job into the same run directory")
         alive = state in LIVE_STATES
-    else:  # local: the job id is the controller's pid
-        alive = _pid_alive(int(job_id))
+    else:  # local: the job id is the controller's pid, if that pid is still the recorded process
+        alive = _pid_alive(int(job_id)) and _is_recorded_process(int(job_id), record, folder)
         job = _LocalAttached(folder, job_id) if alive else None
         state = "RUNNING" if alive else "DEAD"
     log.info("recorded %s job %s is %s", record["launcher"], job_id, state)
@@ -206,6 +220,37 @@ class _LocalAttached(submitit.local.local.LocalJob):
         if _pid_alive(int(self.job_id)):
             return {"jobState": "RUNNING"}
         return super().get_info(mode)
+
+
+def _process_identity(pid: int) -> Optional[dict]:
+    """What tells a process apart from a later one given the same pid: its start time (clock ticks
+    after boot, field 22 of /proc/<pid>/stat) and the boot. None where /proc cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return {"start_ticks": int(stat.rsplit(")", 1)[1].split()[19]), "boot_id": boot}
+
+
+def _is_recorded_process(pid: int, record: dict, folder: Path) -> bool:
+    """Whether live `pid` is still the job `record` names and not an unrelated process that reuses the
+    pid: the recorded start time must match; a record without one (an older launcher) needs submitit's
+    local controller of this run's folder on the command line."""
+    now = _process_identity(pid)
+    if now is None:  # no /proc (not Linux): the pid is all there is to go by
+        return True
+    if record.get("process"):
+        same = record["process"] == now
+    else:
+        try:
+            cmdline = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+        except OSError:
+            return False
+        same = "submitit.local._local" in cmdline and any(Path(a).resolve() == folder.resolve() for a in cmdline if a)
+    if not same:
+        log.warning("pid %d is no longer the recorded job of this run (a later process reuses it); resubmitting", pid)
+    return same
 
 
 def _pid_alive(pid: int) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -100,6 +101,9 @@ def test_preempted_local_job_is_requeued_and_equals_uninterrupted(embedded_smoke
     launch(nano_cfg(embedded_smoke / "mixture.json"), out, "local", wait=True)  # re-attaches and waits
     log = "".join(p.read_text() for p in (out / "submitit").glob("*_log.*"))
     assert "this job is preempted" in log and "Requeued job" in log
+    # the requeued run's own log line says where it resumed (the trainer's INFO lines reach the job log)
+    resumed = re.search(r"INFO nextvid\.train\.loop: resumed from \S+latest\.pt at step (\d+)", log)
+    assert resumed and 4 <= int(resumed[1]) < 40, log[-3000:]
     assert json.loads((out / JOB_RECORD).read_text())["job_id"] == record["job_id"]
     a, b = final_model(reference_run), final_model(out)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -200,6 +200,9 @@ def assert_resumed(run: Path, resumed: int, rows_before: list[dict]) -> None:
     steps = [int(r["step"]) for r in rows]
     assert steps == list(range(2, 41, 2)), steps
     assert json.loads((run / DONE).read_text())["steps"] == 40
+    # the job's own log says where the requeued run resumed (the trainer's INFO lines reach it)
+    logs = "".join(p.read_text(errors="replace") for p in (run / "submitit").rglob("*_log.err"))
+    assert f"latest.pt at step {resumed}" in logs and "INFO nextvid.train.loop: resumed from" in logs, logs[-3000:]
 
 
 def wait_states(job_id: str, done, timeout: float = 30) -> list[str]:

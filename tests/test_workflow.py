@@ -295,6 +295,11 @@ CONFIG_ERRORS = {
                             ["model.encoder.dpth"]),
     "wrong nextvid type": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=deep"),
                            ["model.encoder.depth"]),
+    "negative learning rate": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("schedule.stages.0.lr_start=-0.1"),
+                               ["schedule.stages.0.lr_start", "> 0"]),
+    "YAML syntax error in an override": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=[2"),
+                                         ["model.encoder.depth=[2", "not valid YAML"]),
+    "probe betas of 1": (lambda c: c["experiments"]["smoke"]["probe"]["set"].append("betas=[0.9, 1.0]"), ["betas.1"]),
     "unknown probe key": (lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochz=3"), ["epochz"]),
     "variant undone by the experiment": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("masking.kind=multiblock"),
                                          ["pretrain.set", "masking.kind", "simplified_no_masking"]),
@@ -313,7 +318,7 @@ def test_findings_doc_is_the_published_findings_page(tmp_path):
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(smoke_with(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="docs/f.md"))))
     out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "cfg.yaml", "-n", "-p", "all", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "cp results/findings/smoke/findings.md docs/f.md" in out.stdout
+    assert "output: docs/f.md" in out.stdout and "input: results/findings/smoke/findings.md" in out.stdout
     assert job_counts(out.stdout)["publish_findings"] == 1
 
 
@@ -451,6 +456,17 @@ def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
 def test_launch_settings_rerun_nothing(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["pretrain"]["launch"].append("launch.timeout_min=120"))
     assert job_counts(tree.dry_run("--set-resources", "pretrain:site='--set launch.qos=high'").stdout) == {}
+
+
+@pytest.mark.slow
+def test_findings_page_is_published_byte_for_byte_at_a_path_with_spaces_and_quotes(tree):
+    """publish_findings copies in Python: a path no shell could take unquoted is fine."""
+    doc = "docs/it's a \"findings\" page; $(x).md"
+    tree.edit_config(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc=doc))
+    out = tree.run()
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (tree.path / doc).read_bytes() == (tree.path / "results/findings/smoke/findings.md").read_bytes()
+    assert job_counts(tree.dry_run().stdout) == {}
 
 
 @pytest.mark.slow

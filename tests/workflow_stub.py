@@ -75,6 +75,8 @@ def main(args: list[str]) -> int:
     elif command == "generate":
         write(Path(out) / "samples.npz")
         write(Path(out) / "samples.png")
+    elif command == "report publish":
+        write(args[3], Path(args[2]).read_text())
     elif command in ("report features", "report findings"):
         write(out)
     elif command == "report tables":

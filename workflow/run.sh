@@ -12,7 +12,7 @@ cd "$root"
 export PATH="$root/.venv/bin:$PATH"   # the rules call `nextvid`
 nextvid data fetch >/dev/null          # the embedded default's registry sources (cached after the first time)
 start=$(date +%s)
-snakemake --profile workflow/profiles/local --configfile "$config" "$@"
+snakemake --profile workflow/profiles/local "$@" --configfile "$config"   # targets before --configfile (it takes several values)
 for arg in "$@"; do
   case $arg in -n|--dry-run|--dryrun|-l|--list*|--lint*|--summary|-S|--detailed-summary|-D) exit 0 ;; esac
 done

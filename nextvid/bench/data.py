@@ -6,7 +6,8 @@ clips read from the uint8 shard cache: the path for small corpora).
 The clips are the pretraining mixture's draws for global indices 0..clips-1 over one source, batched
 by the same DataLoader settings, so the three rates and their ratios are comparable. Without
 --manifest, small H.264 videos (a keyframe every second, as the embedded default writes them) are
-generated in a temporary folder.
+generated in a temporary folder. Unreadable files of a manifest are skipped and counted per path, as
+pretraining and the probe do (`--max-bad-fraction` of the clips at most); the rates count good clips.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def configure(parser) -> None:
     parser.add_argument("--cache-size", type=int, default=None,
                         help="cache frames resized to this square size (needed when the videos differ in size)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-bad-fraction", type=float, default=0.05,
+                        help="stop with an error when more of the clips are unreadable (default %(default)s)")
 
 
 def measure(args) -> dict:
@@ -54,7 +57,8 @@ def measure(args) -> dict:
             manifest = tmp / "videos.tsv"
             from_folder(tmp / "videos").write(manifest)
         t0 = time.perf_counter()
-        index = extract(manifest, tmp / "cache", step=1, size=args.cache_size, backend=args.backend, workers=args.workers)
+        index = extract(manifest, tmp / "cache", step=1, size=args.cache_size, backend=args.backend, workers=args.workers,
+                        max_bad_fraction=args.max_bad_fraction)
         cache_s = time.perf_counter() - t0
         spec = ClipSpec(args.frames, frame_step=args.frame_step)
         stream = ManifestSource(manifest, args.backend)
@@ -64,7 +68,8 @@ def measure(args) -> dict:
             "streaming": MixtureDataset([TrainClips(stream, spec, args.resolution, seed=args.seed)], [1.0], args.seed),
             "cached": MixtureDataset([TrainClips(cached, spec, args.resolution, seed=args.seed)], [1.0], args.seed),
         }
-        rates = {name: _clips_per_s(ds, args, make_loader) for name, ds in datasets.items()}
+        measured = {name: _clips_per_s(ds, args, make_loader, name) for name, ds in datasets.items()}
+        rates = {name: rate for name, (rate, _) in measured.items()}
     frames = sum(s["frames"] for s in index["shards"])
     return {
         "raw_clips_per_s": rates["raw"],
@@ -75,13 +80,15 @@ def measure(args) -> dict:
         "cached_vs_streaming": rates["cached"] / rates["streaming"],
         "cache_build_s": cache_s,
         "cache_bytes": frames * index["height"] * index["width"] * 3,
+        # unreadable clips skipped per path (the cache holds only the files that decoded)
+        "skipped": {name: skipped for name, (_, skipped) in measured.items()},
         "config": {
             "manifest": str(args.manifest) if args.manifest else None,
             "videos": len(index["samples"]), "video_size": None if args.manifest else args.video_size,
             "video_frames": None if args.manifest else args.video_frames, "frames": args.frames,
             "frame_step": args.frame_step, "resolution": args.resolution, "clips": args.clips,
             "batch_size": args.batch_size, "workers": args.workers, "backend": args.backend,
-            "cache_size": args.cache_size,
+            "cache_size": args.cache_size, "max_bad_fraction": args.max_bad_fraction,
         },
     }
 
@@ -97,21 +104,30 @@ def table(result: dict) -> str:
         rate = result[f"{name}_clips_per_s"]
         lines.append(f"{name:<10} {rate:>9.1f} {rate / result['raw_clips_per_s']:>7.2f}")
     lines.append(f"cache: built in {result['cache_build_s']:.1f} s, {result['cache_bytes'] / (1 << 20):.1f} MiB")
+    if any(result["skipped"].values()):
+        lines.append("unreadable clips skipped: " + ", ".join(f"{k} {v}" for k, v in result["skipped"].items()))
     return "\n".join(lines)
 
 
-def _clips_per_s(dataset, args, make_loader) -> float:
-    """Clips per second over global indices [batch, batch + clips): the first batch (worker start,
-    lazy imports) is not timed."""
+def _clips_per_s(dataset, args, make_loader, name: str) -> tuple[float, int]:
+    """Good clips per second over global indices [batch, batch + clips) and the clips skipped as
+    unreadable (TooManyBadInputs past --max-bad-fraction): the first batch (worker start, lazy
+    imports) is not timed."""
     from torch.utils.data import BatchSampler
 
+    from nextvid.data.badinput import SkipLog
+
     b = args.batch_size
+    skips = SkipLog(args.max_bad_fraction, total=args.clips + b, name=f"bench data, {name} path")
     batches = BatchSampler(range(args.clips + b), b, drop_last=False)
     it = iter(make_loader(dataset, batch_sampler=batches, workers=args.workers))
-    next(it)
+    skips.consume(next(it))
     t0 = time.perf_counter()
-    n = sum(batch["size"] for batch in it)
-    return n / (time.perf_counter() - t0)
+    n = 0
+    for batch in it:
+        skips.consume(batch)
+        n += batch["size"]
+    return n / (time.perf_counter() - t0), skips.bad
 
 
 class _RawClips:
@@ -128,11 +144,16 @@ class _RawClips:
 
         from nextvid.data.sampling import random_clip
 
-        reader = self.source.open(i)
+        from nextvid.data.badinput import BadInputError, bad_marker
+
         try:
-            frames = reader.get(random_clip(reader.num_frames, self.spec, reader.fps, rng))
-        finally:
-            reader.close()
+            reader = self.source.open(i)
+            try:
+                frames = reader.get(random_clip(reader.num_frames, self.spec, reader.fps, rng))
+            finally:
+                reader.close()
+        except BadInputError as err:  # skipped and counted, as TrainClips does
+            return bad_marker(index, err)
         return {"video": torch.from_numpy(np.ascontiguousarray(frames)), "index": index}
 
 

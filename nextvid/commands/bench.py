@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from pathlib import Path
 
 # name -> (module in nextvid.bench, one-line help). A module exposes configure, measure and table.
@@ -34,8 +35,14 @@ def run(args) -> int:
     from nextvid.bench import environment
     from nextvid.io import atomic_write_json
 
+    from nextvid.data.badinput import TooManyBadInputs
+
     module = importlib.import_module(BENCHMARKS[args.benchmark][0])
-    result = {"benchmark": args.benchmark, **module.measure(args), "environment": environment()}
+    try:
+        result = {"benchmark": args.benchmark, **module.measure(args), "environment": environment()}
+    except TooManyBadInputs as err:  # bad files are skipped and counted; this many means the data needs fixing
+        print(f"nextvid bench {args.benchmark}: {err}", file=sys.stderr)
+        return 1
     print(module.table(result))
     atomic_write_json(Path(args.out), result)
     print(f"wrote {args.out}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 
 def add_config_arguments(parser) -> None:
     parser.add_argument("--preset", help="named config (vit_l, vit_h, vit_g, tiny, nano); default vit_l or the file's `preset:`")
@@ -12,11 +10,8 @@ def add_config_arguments(parser) -> None:
 
 
 def resolve_config(args):
-    """The resolved config; a config error exits with status 2 and a message naming the key."""
-    from nextvid.config import ConfigError, load
+    """The resolved config; a ConfigError (naming the key or file) reaches `nextvid`, which prints it
+    and exits with status 2."""
+    from nextvid.config import load
 
-    try:
-        return load(args.preset, args.config, args.overrides)
-    except ConfigError as err:
-        print(f"nextvid: config error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load(args.preset, args.config, args.overrides)

@@ -22,20 +22,16 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from nextvid.config import ConfigError, merge
+    from nextvid.config import merge
     from nextvid.data.mixture import absolute_sources, read_mixture
 
-    cfg = resolve_config(args)
-    try:
-        if args.mixture:
-            cfg = merge(cfg, {"data": {"sources": read_mixture(args.mixture)}})
-        cfg = merge(cfg, {"data": {"sources": absolute_sources(cfg.data.sources)}})
-        if cfg.target.kind == "vae":  # like the data: a SLURM job runs from a snapshot elsewhere
-            cfg = merge(cfg, {"target": {key: str(Path(getattr(cfg.target, key)).expanduser().resolve())
-                                         for key in ("vae_path", "vae_stats")}})
-    except (ValueError, ConfigError) as err:
-        print(f"nextvid: config error: {err}", file=sys.stderr)
-        return 2
+    cfg = resolve_config(args)  # here and below, input errors reach `nextvid`, which prints them
+    if args.mixture:
+        cfg = merge(cfg, {"data": {"sources": read_mixture(args.mixture)}})
+    cfg = merge(cfg, {"data": {"sources": absolute_sources(cfg.data.sources)}})
+    if cfg.target.kind == "vae":  # like the data: a SLURM job runs from a snapshot elsewhere
+        cfg = merge(cfg, {"target": {key: str(Path(getattr(cfg.target, key)).expanduser().resolve())
+                                     for key in ("vae_path", "vae_stats")}})
     if not cfg.data.sources:
         print("nextvid: config error: data.sources: no pretraining data (give --mixture or data.sources)", file=sys.stderr)
         return 2

@@ -36,11 +36,10 @@ def configure(parser) -> None:
 
 def resolve_probe(args):
     """(protocol, token source, clip sets, device) from the arguments; a config error exits with
-    status 2, an unusable manifest or checkpoint with status 1, each with a message."""
+    status 2, an unusable manifest or checkpoint with status 1, each with a message (`nextvid` prints
+config and manifest errors)."""
     import torch
 
-    from nextvid.config import ConfigError
-    from nextvid.data.manifest import ManifestError
     from nextvid.probe.data import probe_data
     from nextvid.probe.encoders import load_token_source
     from nextvid.probe.protocol import load_protocol
@@ -54,10 +53,7 @@ def resolve_probe(args):
         protocol = load_protocol(args.probe_benchmark, args.protocol, overrides)
         source = load_token_source(args.checkpoint, args.encoder, protocol)
         data = probe_data(protocol, args.backend)
-    except ConfigError as err:
-        print(f"nextvid: config error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except (ManifestError, CheckpointError, FileNotFoundError) as err:
+    except (CheckpointError, FileNotFoundError) as err:  # input errors (config, manifest) reach `nextvid`
         print(f"nextvid: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     if args.threads is not None:

@@ -6,6 +6,7 @@ and the pooled features the t-SNE figure reads. Inputs are result files at nextv
     nextvid report figures  --out DIR [--metrics M.json...] [--runs RUN...] [--generations DIR...] [--features F.npz...]
     nextvid report findings --metrics M.json... --out FILE.md [--runs RUN...] [--config C] [--step N] [--features F.npz...]
     nextvid report features --checkpoint CKPT --benchmark B --val-manifest VAL.tsv --out FILE.npz [...]
+    nextvid report publish  SOURCE TARGET
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def configure(parser) -> None:
     p.add_argument("--extract-batch", type=int, default=4, help="samples per encoder forward")
     p.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto")
 
+    p = sub.add_parser("publish", help="copy a page the report wrote (findings) to a repository path, atomically")
+    p.add_argument("source")
+    p.add_argument("target")
+
 
 def _results_arguments(p, required: bool) -> None:
     p.add_argument("--metrics", nargs="+", required=required, default=[], metavar="JSON", help="probe metrics.json files at nextvid.layout paths")
@@ -63,7 +68,8 @@ def run(args) -> int:
     from nextvid.report.runs import RunError
 
     try:
-        return {"tables": _tables, "figures": _figures, "findings": _findings, "features": _features}[args.report_command](args)
+        commands = {"tables": _tables, "figures": _figures, "findings": _findings, "features": _features, "publish": _publish}
+        return commands[args.report_command](args)
     except (ResultsError, RunError, ValueError, FileNotFoundError) as err:
         print(f"nextvid report {args.report_command}: {err}", file=sys.stderr)
         return 1
@@ -145,18 +151,13 @@ def _findings(args) -> int:
 def _features(args) -> int:
     import torch
 
-    from nextvid.config import ConfigError
     from nextvid.report.features import extract_features, save_features
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    try:
-        data = extract_features(args.checkpoint, args.benchmark, args.val_manifest, args.encoder, args.overrides, args.max_samples,
-                                device, args.extract_batch, args.backend)
-    except ConfigError as err:
-        print(f"nextvid: config error: {err}", file=sys.stderr)
-        return 2
+    data = extract_features(args.checkpoint, args.benchmark, args.val_manifest, args.encoder, args.overrides, args.max_samples,
+                            device, args.extract_batch, args.backend)  # a ConfigError reaches `nextvid`, which prints it
     save_features(args.out, data, args.label or checkpoint_label(args.checkpoint, args.encoder))
     print(f"nextvid report features: {len(data['labels'])} samples x {data['features'].shape[1]} -> {args.out}")
     return 0
@@ -172,3 +173,16 @@ def checkpoint_label(checkpoint: str, encoder: str = "reference") -> str:
         return f"random ({checkpoint.split(':', 1)[1]})"
     m = re.search(r"pretrain/[^/]+/(?P<variant>[^/]+)/seed(?P<seed>\d+)/checkpoints/step_(?P<step>\d+)\.pt$", checkpoint)
     return f"{m['variant']} seed {m['seed']} step {int(m['step'])}" if m else checkpoint
+
+
+def _publish(args) -> int:
+    """The workflow publishes the findings page at the repository path an experiment names: the page
+    byte for byte, never a partial file."""
+    import shutil
+
+    from nextvid.io import atomic_path
+
+    with atomic_path(args.target) as tmp:
+        shutil.copyfile(args.source, tmp)
+    print(f"nextvid report publish: {args.source} -> {args.target}")
+    return 0

@@ -24,16 +24,11 @@ def configure(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from nextvid.config import ConfigError
     from nextvid.data.badinput import TooManyBadInputs
     from nextvid.data.manifest import ManifestError
     from nextvid.vae.config import load_vae_config
 
-    try:
-        cfg = load_vae_config(args.overrides)
-    except ConfigError as err:
-        print(f"nextvid: config error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_vae_config(args.overrides)  # a ConfigError reaches `nextvid`, which prints it
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:

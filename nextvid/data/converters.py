@@ -11,7 +11,6 @@ fixed by passing the train split's label map when converting another split.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from nextvid.data.badinput import BadRecord, SkipLog
-from nextvid.data.manifest import UNLABELLED, ManifestError, Sample, label_map_path, portable_path, write_manifest
+from nextvid.data.manifest import UNLABELLED, ManifestError, Sample, label_map_path, portable_path, read_label_map, write_manifest
+from nextvid.errors import read_user_json
 from nextvid.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,7 @@ def skips_path(manifest_path: str | Path) -> Path:
 def load_label_map(path: str | Path) -> dict[str, int]:
     """A label map written by a converter (`<name>.labels.json`), or the label map of a manifest."""
     p = Path(path)
-    if p.suffix == ".tsv":
-        p = label_map_path(p)
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ManifestError(f"{p}: cannot read label map ({err})") from None
-    if not isinstance(data, dict) or not all(isinstance(v, int) for v in data.values()):
-        raise ManifestError(f"{p}: a label map is a JSON object of class name -> integer id")
-    return data
+    return read_label_map(label_map_path(p) if p.suffix == ".tsv" else p)
 
 
 class _Collector:
@@ -179,8 +171,8 @@ def from_ssv2(labels_json: str | Path, split_json: str | Path, videos_dir: str |
               max_bad_fraction: float = 0.05) -> Converted:
     """`labels.json` (class -> id as a string), `train.json`/`validation.json` ([{id, template,
     placeholders, ...}]), videos `<id>.webm` (a split without templates, e.g. test, gets label -1)."""
-    lmap = {name: int(i) for name, i in json.loads(Path(labels_json).read_text()).items()}
-    entries = json.loads(Path(split_json).read_text())
+    lmap = {name: int(i) for name, i in read_user_json(labels_json, "SSv2 labels file", ManifestError).items()}
+    entries = read_user_json(split_json, "split file", ManifestError)
     c = _Collector(str(split_json), len(entries), max_bad_fraction)
     videos = Path(videos_dir)
     for n, e in enumerate(entries):
@@ -205,13 +197,13 @@ def from_diving48(split_json: str | Path, videos_dir: str | Path, *, vocab: str 
     Class names come from `Diving48_vocab.json` (a list of [takeoff, somersault, twist, flight])
     when given, else the ids themselves."""
     if vocab:
-        names = ["/".join(v) if isinstance(v, list) else str(v) for v in json.loads(Path(vocab).read_text())]
+        names = ["/".join(v) if isinstance(v, list) else str(v) for v in read_user_json(vocab, "vocabulary file", ManifestError)]
         if len(set(names)) != DIVING48_CLASSES:
             raise ManifestError(f"{vocab}: {len(set(names))} distinct classes, Diving-48 has {DIVING48_CLASSES}")
     else:
         names = [str(i) for i in range(DIVING48_CLASSES)]
     lmap = {name: i for i, name in enumerate(names)}
-    entries = json.loads(Path(split_json).read_text())
+    entries = read_user_json(split_json, "split file", ManifestError)
     c = _Collector(str(split_json), len(entries), max_bad_fraction)
     videos = Path(videos_dir)
     for n, e in enumerate(entries):

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from nextvid.data.badinput import BadRecord
+from nextvid.errors import UserInputError, read_user_json
 from nextvid.io import atomic_write_text, sha256_file
 
 COLUMNS = ("path", "label", "start_frame", "end_frame")
 UNLABELLED = -1
 
 
-class ManifestError(ValueError):
+class ManifestError(UserInputError):
     """A manifest or label map is malformed; the message names the file and line."""
 
 
@@ -77,7 +78,7 @@ def read_manifest(path: str | Path) -> Manifest:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     lm_path = label_map_path(path)
-    label_map = json.loads(lm_path.read_text()) if lm_path.is_file() else {}
+    label_map = read_label_map(lm_path) if lm_path.is_file() else {}
     valid_ids = set(label_map.values())
     samples, rejected = [], []
     with open(path, newline="") as fh:
@@ -98,6 +99,14 @@ def read_manifest(path: str | Path) -> Manifest:
                 continue
             samples.append(Sample(row[0], label, start, end))
     return Manifest(path, tuple(samples), label_map, sha256_file(path), tuple(rejected))
+
+
+def read_label_map(path: str | Path) -> dict[str, int]:
+    """A `<name>.labels.json`: a JSON object of class name -> integer id (ManifestError naming the file)."""
+    data = read_user_json(path, "label map", ManifestError)
+    if not isinstance(data, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in data.values()):
+        raise ManifestError(f"{path}: a label map is a JSON object of class name -> integer id")
+    return data
 
 
 def portable_path(file: str | Path, manifest_path: str | Path) -> str:

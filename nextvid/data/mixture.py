@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from nextvid.config import ConfigError
 from nextvid.data.badinput import SkipLog
 from nextvid.data.datasets import TrainClips, open_source
 from nextvid.data.sampling import ClipSpec, sample_rng
@@ -113,17 +114,19 @@ def read_mixture(path: str | Path) -> list[dict]:
     one): name, weight, manifest and optional shards, paths made absolute against the file's folder."""
     import json
 
+    from nextvid.errors import UserInputError
+
     path = Path(path)
     try:
         spec = json.loads(path.read_text())
         entries = spec["sources"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a readable mixture file ({err})") from None
+        raise UserInputError(f"{path}: not a readable mixture file ({type(err).__name__}: {err})") from None
     out = []
     for i, e in enumerate(entries):
         missing = {"name", "manifest", "weight"} - set(e)
         if missing:
-            raise ValueError(f"{path}: sources.{i} lacks {', '.join(sorted(missing))}")
+            raise UserInputError(f"{path}: sources.{i} lacks {', '.join(sorted(missing))}")
         src = {"name": e["name"], "weight": float(e["weight"]), "manifest": str((path.parent / e["manifest"]).resolve())}
         if e.get("shards"):
             src["shards"] = str((path.parent / e["shards"]).resolve())
@@ -139,7 +142,7 @@ def absolute_sources(sources: Sequence) -> list[dict]:
     for i, s in enumerate(sources):
         manifest = Path(s.manifest).expanduser().resolve()
         if not manifest.is_file():
-            raise ValueError(f"data.sources.{i}.manifest: {s.manifest} does not exist")
+            raise ConfigError(f"data.sources.{i}.manifest: {s.manifest} does not exist")
         shards = str(Path(s.shards).expanduser().resolve()) if s.shards else ""
         out.append({"name": s.name, "weight": s.weight, "manifest": str(manifest), "shards": shards})
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nextvid.config import ConfigError, _to_plain, from_dict, load_yaml, merge, parse_override
+from nextvid.config import ConfigError, _to_plain, check_ranges, from_dict, load_yaml_file, merge, parse_override
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def load_protocol(benchmark: str, file: str | Path | None = None, overrides: lis
     with `preset: <benchmark>`."""
     data: dict[str, Any] = {}
     if file is not None:
-        data = load_yaml(Path(file).read_text()) or {}
+        data = load_yaml_file(file) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: expected a mapping at the top level")
     preset = data.pop("preset", benchmark)
@@ -145,11 +145,9 @@ def load_protocol(benchmark: str, file: str | Path | None = None, overrides: lis
         proto = from_dict(ProbeProtocol, {"benchmark": benchmark})
     else:
         proto = get_protocol(preset)  # raises: unknown benchmark without a file
-    if data:
-        proto = merge(proto, data)
-    for text in overrides:
-        proto = merge(proto, parse_override(text))
-    return proto
+    # the file and every override applied, then validated once: their order does not matter
+    layers = ([data] if data else []) + [parse_override(text) for text in overrides]
+    return merge(proto, *layers) if layers else proto
 
 
 def layer_indices(depth: int, layers: int) -> list[int]:
@@ -162,6 +160,7 @@ def layer_indices(depth: int, layers: int) -> list[int]:
 
 
 def validate(p: ProbeProtocol) -> None:
+    check_ranges(p)
     _require(bool(p.benchmark), "benchmark", "must be a non-empty name")
     for key in ("frames", "frame_step", "segments", "views", "resolution", "layers", "heads", "epochs", "batch_size", "pixel_pool"):
         _require(getattr(p, key) >= 1, key, "must be >= 1")

@@ -2,9 +2,12 @@
 as the uninterrupted run would have (model with its EMA reference, optimiser, step, data position,
 RNG states) and everything a reader needs to trust it (resolved config, git commit, versions).
 
-`latest.pt` is replaced atomically (temp file + fsync + rename), so a kill at any moment leaves the
-previous or the new checkpoint, never a partial one. Steps the workflow asks for are kept as
-`step_XXXXXXX.pt` hard links to the same bytes. Loading uses `weights_only=True`.
+Writes are atomic as a set. Every file appears by a rename of a complete, fsynced temp file, and a
+kept step (`step_XXXXXXX.pt`, which the workflow probes) is in place before `latest.pt` moves to it
+(`latest.pt` is then a hard link to the same bytes). A kill at any moment therefore leaves `latest.pt`
+at the previous or the new step, never a partial file, and never at a kept step whose file is
+missing. What a kill can leave is a temp file (`.latest.pt.*.tmp`); `clean_stale` removes those at the
+next start. Loading uses `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from nextvid.io import atomic_path
-from nextvid.layout import step_name  # noqa: F401  (re-exported: the trainer names kept checkpoints with it)
+from nextvid.io import TEMP_SUFFIX, atomic_path
+from nextvid.layout import step_name
 
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
+# atomic_path's temp names for `latest.pt` and kept steps (nextvid.layout.step_name)
+_OWN_TEMP = re.compile(r"\.(latest|step_\d{7,})\.pt\.\w+" + re.escape(TEMP_SUFFIX))
 
 
 class CheckpointError(RuntimeError):
@@ -74,18 +81,65 @@ def git_commit() -> str:
 
 
 def save(directory: str | Path, state: dict[str, Any], keep: bool = False) -> Path:
-    """Write `latest.pt` atomically; with `keep`, also keep this step as `step_XXXXXXX.pt`."""
+    """Write this step as `latest.pt`; with `keep`, first as `step_XXXXXXX.pt`, then `latest.pt` as a
+    hard link to it, so `latest.pt` never names a kept step whose file is missing."""
     directory = Path(directory)
     latest = directory / LATEST
     payload = {"format": FORMAT_VERSION, **state}
-    with atomic_path(latest) as tmp:
+    if not keep:
+        with atomic_path(latest) as tmp:
+            torch.save(payload, tmp)
+        return latest
+    kept = directory / step_name(int(state["step"]))
+    with atomic_path(kept) as tmp:
         torch.save(payload, tmp)
-    if keep:
-        kept = directory / step_name(int(state["step"]))
-        with atomic_path(kept) as tmp:
-            tmp.unlink()
-            os.link(latest, tmp)
+    _link_into_place(kept, latest)
     return latest
+
+
+def _link_into_place(source: Path, target: Path) -> None:
+    """`target` becomes a hard link to `source`, atomically (a link to a temp name, then a rename)."""
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        os.link(source, tmp)
+
+
+def clean_stale(directory: str | Path) -> list[Path]:
+    """Remove the temp files a killed `save` left in `directory` (only names of its own making:
+    `.latest.pt.*.tmp`, `.step_XXXXXXX.pt.*.tmp`); returns them. Call it before a run writes again."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if _is_own_temp(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _is_own_temp(name: str) -> bool:
+    return _OWN_TEMP.fullmatch(name) is not None
+
+
+def repair_kept(directory: str | Path, step: int) -> bool:
+    """Recreate a kept step's missing file from `latest.pt` when `latest.pt` is that step (what a kill
+    between the two writes of an older `save` could leave). Returns whether it did."""
+    directory = Path(directory)
+    kept, latest_path = directory / step_name(step), directory / LATEST
+    if kept.exists() or not latest_path.is_file():
+        return False
+    if int(load(latest_path)["step"]) != step:
+        return False
+    _link_into_place(latest_path, kept)
+    return True
+
+
+def verify(paths: list[Path]) -> None:
+    """Every path is a complete checkpoint file (torch's zip container, its central directory at the
+    end intact); raise CheckpointError naming the missing or truncated ones. Cheap: reads no tensors."""
+    bad = [f"{p} ({'missing' if not p.is_file() else 'truncated or not a checkpoint'})"
+           for p in paths if not (p.is_file() and zipfile.is_zipfile(p))]
+    if bad:
+        raise CheckpointError(f"checkpoint files missing or incomplete: {', '.join(bad)}")
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -137,6 +137,9 @@ class Trainer:
         self.masks = MaskSampler(cfg.masking, self.model.encoder.grid_hw, seed=cfg.seed)
         self.skips = self._new_skip_log()
         self.step = 0
+        if self.env.is_main:
+            for stale in ckpt.clean_stale(self.ckpt_dir):
+                log.info("removed %s (left by a killed checkpoint write)", stale)
         self.precision = self._resume() or self._resolve_precision()
         if self.env.world_size > 1:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
@@ -190,14 +193,34 @@ class Trainer:
                 for d in per_rank:
                     self.skips.merge(SkipLog.from_dict(d))
         log.info("resumed from %s at step %d", path, self.step)
+        self._check_kept_before_resume()
         return precisions.keep(state["precision"], self.cfg.schedule.precision, self.env.device, "schedule.precision")
+
+    def kept_steps(self) -> list[int]:
+        """The steps whose checkpoints are kept (probed): `train.keep_steps` and the final step."""
+        return sorted(set(self.cfg.train.keep_steps) | {end_step(self.cfg.schedule)})
+
+    def _check_kept_before_resume(self) -> None:
+        """A kept step at the resume point is recreated from latest.pt if missing (by the main rank); one
+        that was passed without its file cannot be, and fails now, on every rank (no rank is left
+        waiting in a collective), rather than when the workflow probes it."""
+        if self.env.is_main and self.step in self.kept_steps() and ckpt.repair_kept(self.ckpt_dir, self.step):
+            log.info("recreated the kept checkpoint of step %d from %s", self.step, ckpt.LATEST)
+        missing = [s for s in self.kept_steps() if s < self.step and not (self.ckpt_dir / ckpt.step_name(s)).is_file()]
+        if missing:
+            raise ckpt.CheckpointError(
+                f"{self.ckpt_dir}: kept steps {missing} were passed without their checkpoints (train.keep_steps changed "
+                "after they were trained?); drop them from train.keep_steps, or retrain in a new output directory"
+            )
 
     def save_checkpoint(self) -> None:
         state = self.state()  # collective (the skip logs of all ranks): every rank takes part
         if not self.env.is_main:
             return
-        keep = self.step in self.cfg.train.keep_steps or self.step == end_step(self.cfg.schedule)
+        keep = self.step in self.kept_steps()
         ckpt.save(self.ckpt_dir, state, keep=keep)
+        log.info("checkpoint at step %d: %s%s", self.step, self.ckpt_dir / ckpt.LATEST,
+                 f" and {ckpt.step_name(self.step)} (kept)" if keep else "")
         self._write_skips(state["skips"])
 
     def _new_skip_log(self) -> SkipLog:
@@ -253,8 +276,12 @@ class Trainer:
         if self.step < total:
             self.save_checkpoint()
             return {"steps": self.step, "complete": False}
-        summary = {"steps": total, "schedule_steps": cfg.schedule.total_steps, "config_hash": cfg.training_hash(), "precision": self.precision, "final": last, "checkpoint": str(self.ckpt_dir / ckpt.step_name(total))}
+        kept = [self.ckpt_dir / ckpt.step_name(s) for s in self.kept_steps()]
+        summary = {"steps": total, "schedule_steps": cfg.schedule.total_steps, "config_hash": cfg.training_hash(),
+                   "precision": self.precision, "final": last, "checkpoint": str(kept[-1]),
+                   "kept": [str(p) for p in kept]}
         if env.is_main:
+            ckpt.verify(kept)  # done.json names only files that exist, complete
             atomic_write_json(self.out / DONE, summary)
         return summary
 
@@ -264,6 +291,8 @@ class Trainer:
         total = end_step(cfg.schedule)
         first = plan(cfg.schedule, self.step)
         end = min(stage_ends(cfg.schedule)[first.stage_index], self._stop_at)
+        log.info("stage %s from step %d to %d: %d frames, batch %d, lr %.3g", first.stage, self.step, end,
+                 first.frames, first.batch_size, first.lr)
         dataset = self.dataset_factory(cfg, first.frames)
         loader = make_loader(dataset, batch_sampler=StepBatchSampler(cfg, self.step, end, env.rank, env.world_size),
                              workers=cfg.data.num_workers, pin_memory=env.device.type == "cuda")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nextvid.config import ConfigError, _to_plain, merge, parse_override
+from nextvid.config import ConfigError, _to_plain, check_ranges, merge, parse_override
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def target_overrides(directory: str | Path, cfg: VaeConfig) -> list[str]:
 
 
 def validate(cfg: VaeConfig) -> None:
+    check_ranges(cfg, "vae")
     _require(len(cfg.block_out_channels) >= 1 and all(c >= 1 for c in cfg.block_out_channels), "block_out_channels",
              "needs at least one level, all widths >= 1")
     _require(all(c % cfg.norm_num_groups == 0 for c in cfg.block_out_channels), "norm_num_groups",

@@ -315,7 +315,7 @@ def pretrain_params(wildcards):
         )
     )
     if exp["pretrain"]["mixture"] == "embedded":
-        args.append(f"--mixture {embedded_mixture()}")
+        args.append(f"--mixture {shlex.quote(embedded_mixture())}")
     return " ".join(args)
 
 
@@ -335,7 +335,8 @@ def run_done_files(name):
 
 
 def run_dirs(name):
-    return " ".join(str(Path(f).parent) for f in run_done_files(name))
+    """The run directories, as shell arguments (quoted: shell commands take them as they are)."""
+    return shlex.join(str(Path(f).parent) for f in run_done_files(name))
 
 
 # --- probes --------------------------------------------------------------------------------------
@@ -478,7 +479,8 @@ def generation_files(name):
 
 
 def generation_dirs(wildcards):
-    return " ".join(str(Path(f).parent) for f in generation_files(wildcards.config))
+    """The generation directories, as shell arguments (quoted)."""
+    return shlex.join(str(Path(f).parent) for f in generation_files(wildcards.config))
 
 
 def features_file(name, variant, seed, step, benchmark):

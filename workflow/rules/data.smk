@@ -26,8 +26,8 @@ rule data_embedded:
         sources=embedded_sources_args(),
     shell:
         "(nextvid data fetch {params.sources}"
-        " && nextvid data embedded --out {params.out} --scale {params.scale}"
-        " --seed {params.seed} --workers {threads} {params.sources}) > {log} 2>&1"
+        " && nextvid data embedded --out {params.out:q} --scale {params.scale:q}"
+        " --seed {params.seed:q} --workers {threads} {params.sources}) > {log:q} 2>&1"
 
 
 rule data_cache_mixture:
@@ -51,8 +51,8 @@ rule data_cache_mixture:
         step=lambda wc: EMBEDDED["cache"]["step"],
         size=cache_size_args,
     shell:
-        "nextvid data cache-mixture --mixture {input.mixture} --out {params.out}"
-        " --step {params.step} {params.size} --workers {threads} > {log} 2>&1"
+        "nextvid data cache-mixture --mixture {input.mixture:q} --out {params.out:q}"
+        " --step {params.step:q} {params.size} --workers {threads} > {log:q} 2>&1"
 
 
 rule data_convert:
@@ -76,4 +76,4 @@ rule data_convert:
         # every path and setting of this split: a change reconverts exactly this split
         args=convert_args,
     shell:
-        "nextvid data {params.args} --out {output.manifest} > {log} 2>&1"
+        "nextvid data {params.args} --out {output.manifest:q} > {log:q} 2>&1"

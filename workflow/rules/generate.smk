@@ -28,5 +28,5 @@ rule generate:
         checkpoint=checkpoint_file,
         args=generate_args,
     shell:
-        "nextvid generate --checkpoint {params.checkpoint} --manifest {input.manifest}"
-        " {params.args} --threads {threads} --out {params.out} > {log} 2>&1"
+        "nextvid generate --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
+        " {params.args} --threads {threads} --out {params.out:q} > {log:q} 2>&1"

@@ -44,4 +44,4 @@ rule pretrain:
         config_text=nextvid_config_text,
     shell:
         "nextvid pretrain {params.args} {resources.launch} {resources.site}"
-        " --out {params.out} --launcher {resources.launcher} --wait > {log} 2>&1"
+        " --out {params.out:q} --launcher {resources.launcher} --wait > {log:q} 2>&1"

@@ -38,10 +38,10 @@ rule probe:
         encoder=probe_encoder,
         protocol=probe_args,
     shell:
-        "(nextvid probe --checkpoint {params.checkpoint} --encoder {params.encoder}"
-        " --benchmark {wildcards.benchmark} --train-manifest {input.train}"
-        " --val-manifest {input.val} {params.protocol} --threads {threads} --out {params.out}"
-        " && rm -rf {params.out}/features) > {log} 2>&1"
+        "(nextvid probe --checkpoint {params.checkpoint:q} --encoder {params.encoder:q}"
+        " --benchmark {wildcards.benchmark:q} --train-manifest {input.train:q}"
+        " --val-manifest {input.val:q} {params.protocol} --threads {threads} --out {params.out:q}"
+        " && rm -rf {params.out:q}/features) > {log:q} 2>&1"
 
 
 rule probe_reference:
@@ -79,7 +79,7 @@ rule probe_reference:
         encoder=probe_encoder,
         protocol=probe_args,
     shell:
-        "(nextvid probe --checkpoint {params.checkpoint} --encoder {params.encoder}"
-        " --benchmark {wildcards.benchmark} --train-manifest {input.train}"
-        " --val-manifest {input.val} {params.protocol} --threads {threads} --out {params.out}"
-        " && rm -rf {params.out}/features) > {log} 2>&1"
+        "(nextvid probe --checkpoint {params.checkpoint:q} --encoder {params.encoder:q}"
+        " --benchmark {wildcards.benchmark:q} --train-manifest {input.train:q}"
+        " --val-manifest {input.val:q} {params.protocol} --threads {threads} --out {params.out:q}"
+        " && rm -rf {params.out:q}/features) > {log:q} 2>&1"

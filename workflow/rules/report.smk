@@ -34,10 +34,10 @@ rule report_features:
         protocol=probe_set_args,
         max_samples=lambda wc: experiment(wc)["tsne"]["max_samples"],
     shell:
-        "nextvid report features --checkpoint {params.checkpoint} --encoder {params.encoder}"
-        " --benchmark {wildcards.benchmark} --val-manifest {input.val} {params.protocol}"
-        " --max-samples {params.max_samples} --threads {threads} --out {output.features}"
-        " > {log} 2>&1"
+        "nextvid report features --checkpoint {params.checkpoint:q} --encoder {params.encoder:q}"
+        " --benchmark {wildcards.benchmark:q} --val-manifest {input.val:q} {params.protocol}"
+        " --max-samples {params.max_samples:q} --threads {threads} --out {output.features:q}"
+        " > {log:q} 2>&1"
 
 
 rule report_table:
@@ -69,8 +69,8 @@ rule report_table:
         out=lambda wc: str(layout.tables_dir(wc.config)),
         runs=lambda wc: run_dirs(wc.config),
     shell:
-        "nextvid report tables --tables {wildcards.table} --config {wildcards.config}"
-        " --metrics {input.metrics} --runs {params.runs} --out {params.out} > {log} 2>&1"
+        "nextvid report tables --tables {wildcards.table:q} --config {wildcards.config:q}"
+        " --metrics {input.metrics:q} --runs {params.runs} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule report_fig4:
@@ -88,8 +88,8 @@ rule report_fig4:
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
     shell:
-        "nextvid report figures --config {wildcards.config} --metrics {input.metrics}"
-        " --out {params.out} > {log} 2>&1"
+        "nextvid report figures --config {wildcards.config:q} --metrics {input.metrics:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule report_fig5:
@@ -108,8 +108,8 @@ rule report_fig5:
         out=lambda wc: str(layout.figures_dir(wc.config)),
         generations=generation_dirs,
     shell:
-        "nextvid report figures --generations {params.generations} --out {params.out}"
-        " > {log} 2>&1"
+        "nextvid report figures --generations {params.generations} --out {params.out:q}"
+        " > {log:q} 2>&1"
 
 
 rule report_fig6:
@@ -128,7 +128,7 @@ rule report_fig6:
         out=lambda wc: str(layout.figures_dir(wc.config)),
         runs=lambda wc: run_dirs(wc.config),
     shell:
-        "nextvid report figures --runs {params.runs} --out {params.out} > {log} 2>&1"
+        "nextvid report figures --runs {params.runs} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule report_fig7:
@@ -146,7 +146,7 @@ rule report_fig7:
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
     shell:
-        "nextvid report figures --features {input.features} --out {params.out} > {log} 2>&1"
+        "nextvid report figures --features {input.features:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule report_findings:
@@ -166,16 +166,18 @@ rule report_findings:
     params:
         runs=lambda wc: run_dirs(wc.config),
         features=lambda wc, input: (
-            f"--features {' '.join(input.features)}" if input.features else ""
+            f"--features {shlex.join(input.features)}" if input.features else ""
         ),
     shell:
-        "nextvid report findings --config {wildcards.config} --metrics {input.metrics}"
-        " --runs {params.runs} {params.features} --out {output.md} > {log} 2>&1"
+        "nextvid report findings --config {wildcards.config:q} --metrics {input.metrics:q}"
+        " --runs {params.runs} {params.features} --out {output.md:q} > {log:q} 2>&1"
 
 
 rule publish_findings:
     """The findings page at the repository path an experiment names (`report.findings_doc`), so the
-    committed docs/findings.md is the workflow's output, byte for byte."""
+    committed docs/findings.md is the workflow's output, byte for byte. The path is the user's: it
+    reaches the command quoted (a `run:` block would not do: Snakemake spawns one as a shell command
+    with the wildcard unquoted)."""
     input:
         md=lambda wc: findings_file(FINDINGS_DOCS[wc.doc]),
     output:
@@ -188,4 +190,4 @@ rule publish_findings:
     conda:
         "../../envs/nextvid.yaml"
     shell:
-        "cp {input.md} {output.md} 2> {log}"
+        "nextvid report publish {input.md:q} {output.md:q} > {log:q} 2>&1"

@@ -24,5 +24,5 @@ rule vae:
         out=lambda wc: str(layout.vae_dir(wc.config)),
         args=vae_args,
     shell:
-        "nextvid vae train --mixture {input.mixture} --val-manifest {input.val}"
-        " {params.args} --threads {threads} --out {params.out} > {log} 2>&1"
+        "nextvid vae train --mixture {input.mixture:q} --val-manifest {input.val:q}"
+        " {params.args} --threads {threads} --out {params.out:q} > {log:q} 2>&1"
