@@ -69,7 +69,7 @@ def test_checkpointing_recomputes_instead_of_saving():
     for cfg in (plain, checkpointed):
         model = build_model(cfg)
         sizes.append(saved_bytes(model, lambda: model(video, masks, tau_draws=2, noise_seeds=seeds)["loss"]))
-    assert sizes[1] < 0.5 * sizes[0]
+    assert sizes[1] < 0.7 * sizes[0]  # nano: the per-token targets and losses (not in blocks) stay
 
 
 def test_micro_batches_cover_the_rows_in_order():
