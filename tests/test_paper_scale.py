@@ -32,7 +32,7 @@ def step_inputs(cfg, batch: int, step: int = 0):
 
 def loss_and_grads(cfg, video, masks, seeds, tau_draws=2, model=None):
     torch.manual_seed(0)
-    model = model or build_model(cfg)
+    model = model if model is not None else build_model(cfg)
     out = model(video, masks, tau_draws=tau_draws, noise_seeds=seeds)
     out["loss"].backward()
     return out["loss"].detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -115,3 +115,64 @@ def test_micro_batch_is_outside_the_training_hash():
     changed = merge(cfg, {"schedule": {"stages": {"0": {"micro_batch": 2}}}, "compute": {"checkpoint_encoder": True}})
     assert changed.training_hash() == cfg.training_hash()
     assert changed.stable_hash() != cfg.stable_hash()
+
+
+def compiled_or_skip(run):
+    """Run something that needs torch.compile (Inductor and, on CPU, a C compiler); skip, saying why,
+    where they are missing."""
+    import os
+    import shutil
+
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    if not torch.cuda.is_available() and shutil.which(os.environ.get("CC", "gcc")) is None:
+        pytest.skip("torch.compile on CPU needs a C compiler (gcc or $CC); none found")
+    try:
+        return run()
+    except (torch._dynamo.exc.BackendCompilerFailed, torch._inductor.exc.InductorError) as err:
+        pytest.skip(f"torch.compile cannot build kernels here: {str(err).splitlines()[0][:200]}")
+
+
+@pytest.mark.slow
+def test_flex_attention_block_masks_equal_dense_sdpa():
+    """The encoder's frame-causal rule and the predictor's autoregressive cross-attention, as
+    FlexAttention block masks, give SDPA's outputs with dense masks. Forward only: FlexAttention has
+    no CPU backward (CUDA runs it: `nextvid bench gpu`). Sequences span several 128-token blocks,
+    with frames that straddle block edges."""
+    from nextvid.models.attention import FrameMask, attention
+
+    torch.manual_seed(0)
+    frames_q = torch.arange(1, 6).repeat_interleave(60)  # 300 queries, token-frames 1..5
+    frames_k = torch.arange(0, 6).repeat_interleave(60)  # 360 keys, token-frames 0..5
+    q, k, v = torch.randn(2, 2, 300, 16), torch.randn(2, 2, 360, 16), torch.randn(2, 2, 360, 16)
+    for rule, fq, kk, vv in (("causal", frames_k, k, v), ("autoregressive", frames_q, k, v)):
+        qq = q if len(fq) == 300 else torch.randn(2, 2, len(fq), 16)
+        dense = attention(qq, kk, vv, FrameMask(fq, frames_k, rule, "sdpa"))
+        flex = compiled_or_skip(lambda: attention(qq, kk, vv, FrameMask(fq, frames_k, rule, "flex")))
+        torch.testing.assert_close(flex, dense, rtol=1e-5, atol=1e-5, msg=lambda m: f"{rule}: {m}")
+
+
+def test_auto_kernel_is_dense_sdpa_on_cpu():
+    from nextvid.models.attention import FrameMask
+
+    mask = FrameMask(torch.arange(3), torch.arange(3), "causal", "auto")
+    assert not mask.use_flex(torch.device("cpu")) and mask.use_flex(torch.device("cuda"))
+    assert torch.equal(mask.dense, torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool))
+    model = build_model(nano(compute={"attention": "flex"}))
+    assert {m.attention_kernel for m in model.modules() if hasattr(type(m), "attention_kernel")} == {"flex"}
+
+
+@pytest.mark.slow
+def test_compiled_model_gives_the_eager_loss_and_gradients():
+    """compute.compile: the trainer runs torch.compile(model); forward and backward match eager."""
+    cfg = nano(model={"encoder": {"depth": 1}, "predictor": {"depth": 1}, "decoder": {"depth": 1}})
+    video, masks, seeds = step_inputs(cfg, 2)
+    loss_a, grads_a = loss_and_grads(cfg, video, masks, seeds)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    compiled = torch.compile(model)
+    loss_b, _ = compiled_or_skip(lambda: loss_and_grads(cfg, video, masks, seeds, model=compiled))
+    grads_b = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    torch.testing.assert_close(loss_b, loss_a, rtol=1e-5, atol=1e-6)
+    assert_grads_close(grads_a, grads_b, rtol=1e-3, atol=1e-5)
