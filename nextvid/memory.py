@@ -239,7 +239,6 @@ class Sizes:
 @functools.lru_cache(maxsize=16)
 def _sizes(model_cfg, objective, target) -> Sizes:
     """Parameter counts and widths of the built model (on the meta device: no memory, no init cost)."""
-    from nextvid.config import Config
     from nextvid.models.nextvid import build_model
 
     with torch.device("meta"):

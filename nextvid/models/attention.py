@@ -116,7 +116,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[
     with fp32 accumulation, where the CPU flash kernel's bf16 backward is 3-6x slower than this."""
     if isinstance(mask, FrameMask):
         if mask.use_flex(q.device):
-            return compiled_flex()(q, k, v, block_mask=mask.block_mask)
+            # autocast does not cover flex_attention: give it one dtype, the value's (bf16 under
+            # autocast), not a mix that would run, or fail to compile, its fp32 kernels
+            return compiled_flex()(q.to(v.dtype), k.to(v.dtype), v, block_mask=mask.block_mask)
         mask = mask.dense
     mask = as_head_mask(mask)
     if fused and not (q.device.type == "cpu" and q.dtype == torch.bfloat16):
