@@ -348,7 +348,7 @@ def check_fits(cfg: Config, gpus: int, gpu_mem_gb: float) -> None:
     """Raise ConfigError naming the first stage that does not fit, its estimate and a setting that would."""
     if gpu_mem_gb <= 0 or cfg.objective.method != "nextvid":
         return
-    plan = memory_plan(cfg, gpus, gpu_mem_gb)
+    plan = memory_plan(cfg, gpus, gpu_mem_gb, kernel="sdpa" if cfg.compute.attention == "sdpa" else "flex")  # auto: flex on CUDA
     for s in plan["stages"]:
         if not s["fits"]:
             fix = s["fitting_setting"]

@@ -75,7 +75,7 @@ def train_step(
     Micro-batches (`step_plan.micro_batch` clips each) accumulate the gradient of the whole batch's
     loss: every loss term is a mean over samples with equal element counts, so micro-batch i's loss
     weighted by its share of the rows sums to the batch loss. Masks, noise seeds and targets are the
-    batch's, sliced; one clip, one optimiser step and one EMA update per step, as without them. DDP
+    batch's, sliced; one gradient clip, one optimiser step and one EMA update per step, as without them. DDP
     all-reduces once, on the last micro-batch."""
     for group in optimizer.param_groups:
         group["lr"] = step_plan.decoder_lr if group["lr_group"] == "decoder" else step_plan.lr
