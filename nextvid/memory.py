@@ -339,7 +339,7 @@ def fitted_config(cfg: Config, gpus: int, gpu_mem_gb: float, kernel: str = "flex
         shapes = clip_shapes(cfg, stage.frames, stage.batch_size)
         for m in _micro_sizes(s["batch_per_gpu"]):
             if estimate(cfg, m, stage.frames, stage.tau_draws, gpus, kernel=kernel, checkpoint=frozenset(needed), shapes=shapes).peak <= budget:
-                micro[str(s["index"])] = {"micro_batch": 0 if m == s["batch_per_gpu"] else m}
+                micro[str(s["index"])] = {"micro_batch": m}  # in clips even when whole: it must hold at other GPU counts
                 break
     return merge(cfg, {"schedule": {"stages": micro}})
 

@@ -89,3 +89,20 @@ def test_slurm_submission_stops_before_queueing_a_config_that_cannot_fit(tmp_pat
     with pytest.raises(LaunchError, match=r"not submitted: stage warmup .* would fit"):
         launch(cfg, tmp_path / "run", "slurm")
     assert not (tmp_path / "run" / "submitit").exists()
+
+
+def test_every_paper_experiment_fits_its_gpus_as_paper_yaml_sets_it():
+    """workflow/config/paper.yaml as the workflow submits it: each experiment's preset, `set` and
+    `launch` overrides, for every variant (the memory check would otherwise stop the submission)."""
+    from pathlib import Path
+
+    from nextvid.config import load, load_yaml
+    from nextvid.experiments import get_variant
+
+    paper = load_yaml((Path(__file__).parents[1] / "workflow/config/paper.yaml").read_text())
+    for name, exp in paper["experiments"].items():
+        pretrain = exp["pretrain"]
+        for variant in exp["variants"]:
+            cfg = load(exp["preset"], None, [*get_variant(variant).overrides, *pretrain.get("set", []), *pretrain["launch"],
+                                             f"schedule.total_steps={pretrain['total_steps']}"])
+            check_fits(cfg, cfg.launch.nodes * cfg.launch.gpus_per_node, cfg.launch.gpu_mem_gb)
