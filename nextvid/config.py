@@ -147,6 +147,10 @@ class StageConfig:
     tau_draws: int
     frames: int
     batch_size: int
+    # clips per GPU in one forward/backward (gradient accumulation within the step; 0: the whole
+    # per-GPU batch). How, not what: the step's loss, masks, noise and data are those of the whole
+    # batch, so it is outside the training hash. `nextvid describe --memory` says what fits.
+    micro_batch: int = 0
 
 
 PAPER_STAGES = (
@@ -214,6 +218,9 @@ class LaunchConfig:
 
     nodes: int = 1
     gpus_per_node: int = 8
+    # memory of one GPU: a SLURM submission whose stages the memory model says do not fit stops
+    # before it is queued (`nextvid describe --memory`); 0 skips the check
+    gpu_mem_gb: float = 80.0
     cpus_per_task: int = 10
     mem_gb: int = 0  # 0: the partition's default
     timeout_min: int = 24 * 60
@@ -223,6 +230,21 @@ class LaunchConfig:
     constraint: str = ""
     signal_delay_s: int = 120  # USR2 this long before the time limit: checkpoint and requeue
     max_timeouts: int = 3  # requeues after a time limit before the job fails (preemptions do not count) [submitit]
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How a step is computed on the hardware, never what it computes (outside the training hash: a
+    run may change these and resume). `nextvid describe --memory` says which settings a stage needs."""
+
+    # recompute each block's activations in the backward pass (torch.utils.checkpoint, per block)
+    checkpoint_encoder: bool = False
+    checkpoint_predictor: bool = False
+    checkpoint_decoder: bool = False
+    # masked attention kernel: "flex" (FlexAttention block masks), "sdpa" (dense boolean mask), or
+    # "auto": flex on CUDA where torch has it, sdpa elsewhere
+    attention: Literal["auto", "sdpa", "flex"] = "auto"
+    compile: bool = False  # torch.compile the model (forward and backward) [off on CPU: compile time]
 
 
 @dataclass(frozen=True)
@@ -242,6 +264,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -256,11 +279,14 @@ class Config:
 
     def training_hash(self) -> str:
         """The hash of what decides the trained weights: the config without where and how the run is
-        launched and logged (`launch`, worker count, logging, which checkpoints are kept). A run resumes
-        (and a live job is re-attached) only under the same training hash, so moving a run to another
+        launched and logged (`launch`, worker count, logging, which checkpoints are kept) and how a step
+        is computed (`compute`, the stages' micro-batches). A run resumes (and a live job is re-attached) only under the same training hash, so moving a run to another
         partition or keeping more checkpoints does not orphan its progress."""
         d = self.to_dict()
         d.pop("launch")
+        d.pop("compute")
+        for stage in d["schedule"]["stages"]:
+            stage.pop("micro_batch")
         d["data"].pop("num_workers")
         for key in NON_TRAINING_KEYS:
             d["train"].pop(key)
@@ -441,6 +467,7 @@ def validate(cfg: Config) -> None:
         _require(st.steps > 0, f"{key}.steps", "must be > 0")
         _require(st.tau_draws >= 1, f"{key}.tau_draws", "must be >= 1")
         _require(st.batch_size >= 1, f"{key}.batch_size", "must be >= 1")
+        _require(st.micro_batch >= 0, f"{key}.micro_batch", "must be >= 0 (0: the whole per-GPU batch)")
         _require(st.frames % enc.tubelet == 0 and st.frames // enc.tubelet >= 2, f"{key}.frames", "must be a multiple of tubelet with >= 2 token-frames")
 
 

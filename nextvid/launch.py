@@ -136,6 +136,8 @@ def launch(cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait:
     if record and record["config_hash"] == cfg.training_hash() and record["launcher"] == launcher:
         job = _reattach(record, folder)
     if job is None:
+        if launcher == "slurm":
+            check_memory(cfg)
         executor = make_executor(cfg, folder, launcher)
         commit = git_commit()
         job_fn = PretrainJob(cfg.to_dict(), str(out.resolve()), commit)
@@ -157,6 +159,21 @@ def launch(cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait:
     if wait:
         _wait(job, out)
     return record
+
+
+def check_memory(cfg: Config) -> None:
+    """Stop before a GPU job is queued if the memory model says a stage will not fit on its GPUs
+    (launch.gpu_mem_gb; 0 or a CPU-only launch skips it)."""
+    from nextvid.config import ConfigError
+    from nextvid.memory import check_fits
+
+    gpus = cfg.launch.nodes * cfg.launch.gpus_per_node
+    if gpus == 0:
+        return
+    try:
+        check_fits(cfg, gpus, cfg.launch.gpu_mem_gb)
+    except ConfigError as err:
+        raise LaunchError(f"not submitted: {err}") from None
 
 
 @contextlib.contextmanager

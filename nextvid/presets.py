@@ -5,7 +5,10 @@ widths, depths, frames, resolution and batch."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from nextvid.config import (
+    PAPER_STAGES,
     Config,
     ConfigError,
     DecoderConfig,
@@ -18,9 +21,13 @@ from nextvid.config import (
 )
 
 
-def _paper(width: int, depth: int, heads: int, mlp_ratio: float) -> Config:
+def _paper(width: int, depth: int, heads: int, mlp_ratio: float, micro_batches: tuple[int, ...]) -> Config:
+    """`micro_batches`: clips per GPU per forward/backward in each stage, from the memory model for an
+    80 GB GPU at the paper's 96 GPUs (`nextvid.memory.fitted_config`, docs/performance.md "Paper
+    scale"). In clips, never 0 (the whole per-GPU batch), so they hold at any GPU count."""
     encoder = EncoderConfig(width=width, depth=depth, heads=heads, mlp_ratio=mlp_ratio)
-    return Config(model=ModelConfig(encoder=encoder))
+    stages = tuple(replace(stage, micro_batch=m) for stage, m in zip(PAPER_STAGES, micro_batches, strict=True))
+    return Config(model=ModelConfig(encoder=encoder), schedule=ScheduleConfig(stages=stages))
 
 
 def _cpu_stages(frames: int, batch: int) -> tuple[StageConfig, ...]:
@@ -70,10 +77,10 @@ def nano() -> Config:
 
 
 PRESETS = {
-    "vit_l": lambda: _paper(1024, 24, 16, 4.0),
-    "vit_h": lambda: _paper(1280, 32, 16, 4.0),
+    "vit_l": lambda: _paper(1024, 24, 16, 4.0, micro_batches=(8, 8, 32, 4)),
+    "vit_h": lambda: _paper(1280, 32, 16, 4.0, micro_batches=(8, 8, 16, 4)),
     # ViT-G: width 1408 (Table 7; the text's 1048 is a typo), MLP ratio 48/11 -> hidden 6144.
-    "vit_g": lambda: _paper(1408, 40, 22, 48 / 11),
+    "vit_g": lambda: _paper(1408, 40, 22, 48 / 11, micro_batches=(8, 8, 16, 4)),
     "tiny": tiny,
     "nano": nano,
 }

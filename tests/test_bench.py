@@ -5,6 +5,7 @@ there, consistent with each other and written where promised."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -91,7 +92,10 @@ def test_bench_encoder_withholds_bf16_ratios_where_bf16_is_emulated(tmp_path, ca
 def test_bench_paper_reports_implied_mfu_and_our_hours(tmp_path, capsys):
     train = tmp_path / "train.json"
     train.write_text(json.dumps({"mfu_bf16": 0.25, "preset": "nano"}))
-    r = run_bench(["paper", "--presets", "nano", "--train-result", str(train)], tmp_path / "paper.json", capsys)
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"streaming_clips_per_s": 6.0, "config": {"workers": 2, "frames": 16, "resolution": 224}}))
+    r = run_bench(["paper", "--presets", "nano", "--train-result", str(train), "--gpu-result", str(tmp_path / "no-gpu.json"),
+                   "--data-result", str(data)], tmp_path / "paper.json", capsys)
     run = r["runs"]["nano"]
     assert [s["stage"] for s in run["stages"]] == ["warmup", "stable1", "stable2", "cooldown"]
     assert sum(s["steps"] for s in run["stages"]) == run["total_steps"]
@@ -99,10 +103,39 @@ def test_bench_paper_reports_implied_mfu_and_our_hours(tmp_path, capsys):
     # more tau draws and more frames cost more per clip
     warmup, stable2, cooldown = run["stages"][0], run["stages"][2], run["stages"][3]
     assert warmup["flops_per_clip"] > stable2["flops_per_clip"] and cooldown["flops_per_clip"] > stable2["flops_per_clip"]
-    rate, mfu = r["h100_bf16_flops_per_s"], r["our_mfu_bf16"]
+    rate, mfu = r["h100_bf16_flops_per_s"], r["our_mfu_bf16"]["nano"]
     assert mfu == 0.25 and "H100" in r["h100_rate_source"]
     assert r["paper_implied_mfu"]["nano"] == pytest.approx(run["total_flops"] / (146 * 3600 * 96 * rate))
     assert r["our_hours_estimate"]["nano"] == pytest.approx(run["total_flops"] / (96 * rate * mfu) / 3600)
+    # the loader must deliver each GPU its share of a step's clips in the step's time, at 3 clips/s per core
+    for stage, demand in zip(run["stages"], r["loader"]["nano"]):
+        step_s = stage["flops_per_step"] / (96 * rate * mfu)
+        assert demand["clips_per_s_per_gpu"] == pytest.approx(stage["batch_size"] / 96 / step_s)
+        assert demand["decode_workers_per_gpu"] == math.ceil(demand["clips_per_s_per_gpu"] / 3.0)
+    # a GPU measurement of the preset wins over the CPU one
+    gpu = tmp_path / "gpu.json"
+    gpu.write_text(json.dumps({"device": "NVIDIA H100", "cases": [{"preset": "nano", "kernel": "flex", "mfu": 0.4},
+                                                                  {"preset": "nano", "kernel": "sdpa", "error": "out of memory"}]}))
+    r = run_bench(["paper", "--presets", "nano", "--train-result", str(train), "--gpu-result", str(gpu)], tmp_path / "paper.json", capsys)
+    assert r["our_mfu_bf16"]["nano"] == 0.4 and "bench gpu" in r["our_mfu_source"]["nano"]
     # without a train result the command says what to run
     with pytest.raises(SystemExit, match="nextvid bench train"):
-        main(["bench", "paper", "--presets", "nano", "--train-result", str(tmp_path / "missing.json"), "--out", str(tmp_path / "p.json")])
+        main(["bench", "paper", "--presets", "nano", "--train-result", str(tmp_path / "missing.json"), "--gpu-result", str(tmp_path / "none.json"),
+              "--out", str(tmp_path / "p.json")])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the skip path needs a machine without CUDA")
+def test_bench_gpu_skips_cleanly_without_cuda(tmp_path, capsys):
+    assert main(["bench", "gpu", "--out", str(tmp_path / "gpu.json")]) == 0
+    assert "skipped" in json.loads((tmp_path / "gpu.json").read_text())
+
+
+def test_bench_gpu_code_path_runs_on_cpu(tmp_path, capsys):
+    """The GPU check's step, FLOP count and memory estimate on a CPU preset: what a GPU run executes,
+    minus the CUDA timers and memory statistics."""
+    r = run_bench(["gpu", "--device", "cpu", "--presets", "nano", "--gpus", "1", "--steps", "1", "--warmup", "0",
+                   "--kernels", "sdpa"], tmp_path / "gpu.json", capsys)
+    (case,) = r["cases"]
+    assert "error" not in case, case
+    assert case["preset"] == "nano" and case["batch_per_gpu"] == 4 and case["tau_draws"] == 4
+    assert case["flops_per_step"] > 0 and case["step_s"] > 0 and 0 < case["mfu"] < 1 and case["estimate_peak_gib"] > 0

@@ -208,11 +208,14 @@ def _free_port() -> int:
 
 
 def test_two_process_gloo_ddp_matches_one_process(tmp_path):
-    # global mask truncation: two ranks then draw exactly one process's masks (per-device truncation,
-    # the default, truncates each rank's share on its own: tests/test_masking.py)
+    """Two ranks that also accumulate micro-batches of one clip (DDP's no_sync until the last) train
+    what one process does with whole batches. Global mask truncation: two ranks then draw exactly one
+    process's masks (per-device truncation, the default, truncates each rank's share on its own:
+    tests/test_masking.py)."""
     cfg = nano(schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}}, masking={"truncation": "global"},
                train={"log_every": 1, "checkpoint_every": 8, "deterministic": False})
-    (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
+    micro = merge(cfg, {"schedule": {"stages": {str(i): {"micro_batch": 1} for i in range(3)}}})
+    (tmp_path / "cfg.json").write_text(json.dumps(micro.to_dict()))
     port = _free_port()
     procs = []
     for rank in range(2):

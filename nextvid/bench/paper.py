@@ -12,15 +12,20 @@ Assumptions, stated in the result:
   timed with CUDA events); otherwise the NVIDIA H100 SXM5 datasheet's dense BF16 tensor-core peak,
   989.4 TFLOP/s (1979 is the 2:4-sparse figure). A datasheet peak is an upper bound on any measured
   rate, so the implied MFU is then a lower bound and our hours an optimistic estimate.
-- Our hours = total FLOPs / (GPUs x rate x our bf16 MFU): the MFU our step reaches on this CPU
-  against its own bf16 matrix-product rate, transferred to the H100's rate. It ignores everything a
-  cluster adds (data loading, communication) and everything a GPU changes (kernel launch overhead,
-  memory bandwidth per FLOP), so it says how efficient our step is, not how long a GPU run would take.
+- Our hours = total FLOPs / (GPUs x rate x our bf16 MFU). The MFU, per preset, is the first of:
+  `--mfu` (a stated assumption); the MFU `nextvid bench gpu` measured for that preset on a GPU
+  (`--gpu-result`); the MFU our step reaches on this CPU against its own bf16 matrix-product rate
+  (`--train-result`), transferred to the H100's rate. The source is named in the result. It ignores
+  what a cluster adds (communication, stragglers).
+- The data loader: at that speed each GPU consumes (batch / GPUs) / step time clips per second in
+  every stage; divided by one core's streaming decode rate from `nextvid bench data`
+  (`--data-result`: decode + augment, clips/s per worker), that is the decode workers each GPU needs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 H100_BF16_DATASHEET = 989.4e12  # NVIDIA H100 SXM5, dense BF16 tensor core, FLOP/s
@@ -35,6 +40,8 @@ def configure(parser) -> None:
                         help="H100 bf16 matrix-product rate (default: measured if an H100 is present, else the datasheet's 989.4)")
     parser.add_argument("--mfu", type=float, default=None, help="our bf16 MFU (default: mfu_bf16 from --train-result)")
     parser.add_argument("--train-result", default="results/bench/train.json", help="`nextvid bench train` output (default %(default)s)")
+    parser.add_argument("--gpu-result", default="results/bench/gpu.json", help="`nextvid bench gpu` output, preferred where it has the preset (default %(default)s)")
+    parser.add_argument("--data-result", default="results/bench/data.json", help="`nextvid bench data` output: decode rate per core (default %(default)s)")
 
 
 def h100_rate(override_tflops: float | None) -> tuple[float, str]:
@@ -64,12 +71,19 @@ def measure_gpu_matmul(n: int = 8192, reps: int = 50) -> float:
     return 2 * n**3 * reps / (start.elapsed_time(end) / 1e3)
 
 
-def our_mfu(args) -> tuple[float, str]:
+def our_mfu(args, preset: str) -> tuple[float, str]:
     if args.mfu is not None:
         return args.mfu, "given (--mfu)"
+    gpu = Path(args.gpu_result)
+    if gpu.is_file():
+        result = json.loads(gpu.read_text())
+        measured = [c for c in result.get("cases", []) if c["preset"] == preset and "mfu" in c]
+        if measured:
+            best = max(measured, key=lambda c: c["mfu"])
+            return float(best["mfu"]), f"measured by `nextvid bench gpu` on {result['device']} ({best['kernel']} attention, {gpu})"
     path = Path(args.train_result)
     if not path.is_file():
-        raise SystemExit(f"nextvid bench paper: {path} not found; run `nextvid bench train` first or pass --mfu")
+        raise SystemExit(f"nextvid bench paper: {path} not found; run `nextvid bench gpu` (on a GPU) or `nextvid bench train` first, or pass --mfu")
     train = json.loads(path.read_text())
     if train.get("mfu_bf16") is None:
         why = train.get("bf16_note") or "run `nextvid bench train` with bf16"
@@ -100,10 +114,32 @@ def run_flops(preset: str) -> dict:
     return {"total_steps": cfg.schedule.total_steps, "stages": stages, "total_flops": total}
 
 
+def decode_rate_per_core(path: Path) -> tuple[float | None, str]:
+    """Streaming (decode + augment) clips/s of one DataLoader worker from `nextvid bench data`."""
+    if not path.is_file():
+        return None, f"{path} not found: run `nextvid bench data` for decode workers per GPU"
+    data = json.loads(path.read_text())
+    workers = max(1, data["config"]["workers"])
+    return data["streaming_clips_per_s"] / workers, (f"{path}: streaming {data['config']['frames']} frames at "
+                                                      f"{data['config']['resolution']} px, {workers} worker(s)")
+
+
+def loader_demand(run: dict, gpus: int, rate: float, mfu: float, per_core: float | None) -> list[dict]:
+    """Per stage: step time at this MFU, the clips/s each GPU consumes, the decode workers that takes."""
+    out = []
+    for s in run["stages"]:
+        step_s = s["flops_per_step"] / (gpus * rate * mfu)
+        clips = s["batch_size"] / gpus / step_s
+        out.append({"stage": s["stage"], "step_s": step_s, "clips_per_s_per_gpu": clips,
+                    "decode_workers_per_gpu": None if per_core is None else math.ceil(clips / per_core)})
+    return out
+
+
 def measure(args) -> dict:
     rate, rate_source = h100_rate(args.h100_bf16_tflops)
-    mfu, mfu_source = our_mfu(args)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    mfus = {p: our_mfu(args, p) for p in presets}
+    per_core, per_core_source = decode_rate_per_core(Path(args.data_result))
     gpu_seconds = args.paper_hours * 3600 * args.paper_gpus
     runs = {p: run_flops(p) for p in presets}
     return {
@@ -113,10 +149,13 @@ def measure(args) -> dict:
         "paper_gpus": args.paper_gpus,
         "h100_bf16_flops_per_s": rate,
         "h100_rate_source": rate_source,
-        "our_mfu_bf16": mfu,
-        "our_mfu_source": mfu_source,
+        "our_mfu_bf16": {p: m for p, (m, _) in mfus.items()},
+        "our_mfu_source": {p: src for p, (_, src) in mfus.items()},
         "paper_implied_mfu": {p: r["total_flops"] / (gpu_seconds * rate) for p, r in runs.items()},
-        "our_hours_estimate": {p: r["total_flops"] / (args.paper_gpus * rate * mfu) / 3600 for p, r in runs.items()},
+        "our_hours_estimate": {p: r["total_flops"] / (args.paper_gpus * rate * mfus[p][0]) / 3600 for p, r in runs.items()},
+        "decode_clips_per_s_per_core": per_core,
+        "decode_rate_source": per_core_source,
+        "loader": {p: loader_demand(r, args.paper_gpus, rate, mfus[p][0], per_core) for p, r in runs.items()},
     }
 
 
@@ -124,11 +163,18 @@ def table(result: dict) -> str:
     lines = [
         f"paper run: {result['paper_hours']:g} h on {result['paper_gpus']} H100; H100 bf16 rate "
         f"{result['h100_bf16_flops_per_s'] / 1e12:.1f} TFLOP/s ({result['h100_rate_source']})",
-        f"our bf16 MFU {result['our_mfu_bf16']:.1%} ({result['our_mfu_source']})",
+        *(f"our bf16 MFU for {p}: {result['our_mfu_bf16'][p]:.1%} ({result['our_mfu_source'][p]})" for p in result["presets"]),
         f"{'preset':<8} {'PFLOP/step (warm-up)':>21} {'total EFLOP':>12} {'paper MFU':>10} {'our hours':>10}",
     ]
     for p in result["presets"]:
         run = result["runs"][p]
         lines.append(f"{p:<8} {run['stages'][0]['flops_per_step'] / 1e15:>21.2f} {run['total_flops'] / 1e18:>12.0f} "
                      f"{result['paper_implied_mfu'][p]:>10.1%} {result['our_hours_estimate'][p]:>10.0f}")
+    per_core = result["decode_clips_per_s_per_core"]
+    lines.append(f"data loader at that speed (decode: {per_core and f'{per_core:.1f} clips/s per core'}; {result['decode_rate_source']})")
+    lines.append(f"{'preset':<8} {'stage':<9} {'step s':>7} {'clips/s per GPU':>16} {'decode workers/GPU':>19}")
+    for p in result["presets"]:
+        for s in result["loader"][p]:
+            workers = "-" if s["decode_workers_per_gpu"] is None else s["decode_workers_per_gpu"]
+            lines.append(f"{p:<8} {s['stage']:<9} {s['step_s']:>7.2f} {s['clips_per_s_per_gpu']:>16.1f} {workers:>19}")
     return "\n".join(lines)

@@ -12,10 +12,12 @@ is several times slower than in fp32 on our shapes; fp32 and CUDA use fused SDPA
 
 from __future__ import annotations
 
-from typing import Optional
+import functools
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from timm.layers import DropPath, Mlp
 from timm.layers.attention import AttentionRope
 from timm.models.eva import EvaBlock
@@ -24,14 +26,78 @@ from torch import nn
 from nextvid.models.rope import apply_rope
 
 
+# token-frame rules, elementwise in (query frame, key frame): dense masks and FlexAttention's mask_mod
+FRAME_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "causal": lambda fq, fk: fk <= fq,  # a token sees its own token-frame and earlier ones (the encoder)
+    "autoregressive": lambda fq, fk: fk < fq,  # a query of token-frame t sees frames < t (the predictor)
+}
+
+
+def frame_mask(rule: str, frames_q: torch.Tensor, frames_k: torch.Tensor) -> torch.Tensor:
+    """The dense boolean (..., N, M) mask of `rule` for frame ids (..., N) and (..., M)."""
+    return FRAME_RULES[rule](frames_q[..., :, None], frames_k[..., None, :])
+
+
 def frame_causal_mask(frames_q: torch.Tensor, frames_k: torch.Tensor) -> torch.Tensor:
     """A token sees keys in its own token-frame and earlier ones (the encoder's frame-wise causality)."""
-    return frames_k[..., None, :] <= frames_q[..., :, None]
+    return frame_mask("causal", frames_q, frames_k)
 
 
 def autoregressive_mask(frames_q: torch.Tensor, frames_k: torch.Tensor) -> torch.Tensor:
     """A query of token-frame t sees context of token-frames < t only (the predictor)."""
-    return frames_k[..., None, :] < frames_q[..., :, None]
+    return frame_mask("autoregressive", frames_q, frames_k)
+
+
+Kernel = Literal["auto", "sdpa", "flex"]
+
+
+class FrameMask:
+    """A frame rule over per-token frame ids, shared by every block of one forward. SDPA gets it as
+    the dense boolean mask; FlexAttention as a block mask, whose all-masked blocks are skipped instead
+    of computed and thrown away. `kernel` "auto" is flex on CUDA (where torch has it), SDPA elsewhere."""
+
+    def __init__(self, frames_q: torch.Tensor, frames_k: torch.Tensor, rule: str, kernel: Kernel = "sdpa"):
+        self.frames_q, self.frames_k, self.rule, self.kernel = frames_q, frames_k, rule, kernel
+
+    @functools.cached_property
+    def dense(self) -> torch.Tensor:
+        return frame_mask(self.rule, self.frames_q, self.frames_k)
+
+    def use_flex(self, device: torch.device) -> bool:
+        return self.kernel == "flex" or (self.kernel == "auto" and device.type == "cuda" and flex_available())
+
+    @functools.cached_property
+    def block_mask(self):
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        fq, fk, rule = self.frames_q, self.frames_k, FRAME_RULES[self.rule]
+        return create_block_mask(lambda b, h, q, k: rule(fq[q], fk[k]), None, None, len(fq), len(fk), device=fq.device)
+
+
+@functools.cache
+def flex_available() -> bool:
+    try:
+        from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def compiled_flex():
+    """FlexAttention runs its fused kernel only compiled; one compiled function for the process."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention)
+
+
+def call_block(block: nn.Module, checkpointed: bool, *args, **kwargs):
+    """block(*args, **kwargs), with its activations recomputed in the backward pass when
+    `checkpointed` (and gradients are being recorded): memory of the block's input instead of
+    everything its backward needs, for one more forward of the block."""
+    if checkpointed and torch.is_grad_enabled():
+        return checkpoint(block, *args, use_reentrant=False, **kwargs)
+    return block(*args, **kwargs)
 
 
 def as_head_mask(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -41,12 +107,19 @@ def as_head_mask(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return mask.unsqueeze(1)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None, fused: bool = True) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) tensors; mask: boolean (N, M) or (B, N, M), True = may attend.
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor | FrameMask] = None, fused: bool = True) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v for (B, H, N, d) tensors; mask: boolean (N, M) or (B, N, M), True = may
+    attend, or a FrameMask (FlexAttention where it says so, else its dense form).
 
     Fused SDPA, except for bf16 on CPU (and when `fused` is off, e.g. timm's `set_fused_attn(False)`):
     there the explicit path runs the two products as bf16 batched matrix products and the softmax
     with fp32 accumulation, where the CPU flash kernel's bf16 backward is 3-6x slower than this."""
+    if isinstance(mask, FrameMask):
+        if mask.use_flex(q.device):
+            # autocast does not cover flex_attention: give it one dtype, the value's (bf16 under
+            # autocast), not a mix that would run, or fail to compile, its fp32 kernels
+            return compiled_flex()(q.to(v.dtype), k.to(v.dtype), v, block_mask=mask.block_mask)
+        mask = mask.dense
     mask = as_head_mask(mask)
     if fused and not (q.device.type == "cpu" and q.dtype == torch.bfloat16):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

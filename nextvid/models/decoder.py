@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.functional import linear, mse_loss
 
 from nextvid.config import DecoderConfig
-from nextvid.models.attention import CrossAttention, RopeAttention, frame_causal_mask
+from nextvid.models.attention import CrossAttention, FrameMask, Kernel, RopeAttention, call_block
 from nextvid.models.encoder import init_vit_weights
 from nextvid.models.rope import Rope3D
 
@@ -106,6 +106,10 @@ class FinalLayer(nn.Module):
 
 
 class FlowDecoder(nn.Module):
+    # how, not what (config `compute`, set by `models.nextvid.build_model`)
+    checkpoint_blocks: bool = False
+    attention_kernel: Kernel = "sdpa"
+
     def __init__(self, cfg: DecoderConfig, cond_dim: int, target_dim: int, rope_base: float = 10000.0):
         super().__init__()
         self.cfg = cfg
@@ -142,13 +146,13 @@ class FlowDecoder(nn.Module):
             c = self.t_embed(c)
         else:
             frames = positions[0, :, :, 0].reshape(F * P)
-            mask = frame_causal_mask(frames, frames)
+            mask = FrameMask(frames, frames, "causal", self.attention_kernel)
             x, positions = x.reshape(B, F * P, -1), positions.reshape(B, F * P, 3)
             # one tau per frame: modulate every token with its own frame's timestep embedding
             c = self.t_embed(tau.reshape(B * F)).reshape(B, F, 1, -1).expand(B, F, P, -1).reshape(B, F * P, -1)
         rope = self.rope.cis(positions)
         for block in self.blocks:
-            x = block(x, c, rope, mask)
+            x = call_block(block, self.checkpoint_blocks, x, c, rope, mask)
         return self.final(x, c).reshape(B, F, P, -1)
 
     def _forward_cross(self, x_tau, cond, tau, positions):
@@ -160,7 +164,7 @@ class FlowDecoder(nn.Module):
         c = self.t_embed(tau.reshape(B * F))
         rope = self.rope.cis(positions.reshape(B * F, P, 3))
         for block in self.blocks:
-            x = block(x, c, rope, context)
+            x = call_block(block, self.checkpoint_blocks, x, c, rope, context)
         return self.final(x, c).reshape(B, F, P, -1)
 
     def loss(

@@ -11,7 +11,7 @@ from timm.layers import calculate_drop_path_rates, trunc_normal_
 from torch import nn
 
 from nextvid.config import EncoderConfig
-from nextvid.models.attention import RopeBlock, frame_causal_mask
+from nextvid.models.attention import FrameMask, Kernel, RopeBlock, call_block
 from nextvid.models.rope import Rope3D
 
 
@@ -35,6 +35,10 @@ class TubeletEmbed(nn.Module):
 
 
 class Encoder(nn.Module):
+    # how, not what (config `compute`, set by `models.nextvid.build_model`)
+    checkpoint_blocks: bool = False
+    attention_kernel: Kernel = "sdpa"
+
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
@@ -84,10 +88,10 @@ class Encoder(nn.Module):
         x = x.reshape(B, -1, D)
         rope = self.rope.cis(positions)
         causal = self.cfg.causal if causal is None else causal
-        mask = frame_causal_mask(positions[0, :, 0], positions[0, :, 0]) if causal else None
+        mask = FrameMask(positions[0, :, 0], positions[0, :, 0], "causal", self.attention_kernel) if causal else None
         outputs = []
         for i, block in enumerate(self.blocks):
-            x = block(x, rope=rope, attn_mask=mask)
+            x = call_block(block, self.checkpoint_blocks, x, rope=rope, attn_mask=mask)
             if i in return_layers:
                 outputs.append(self.norm(x))
         x = self.norm(x)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from timm.optim import param_groups_weight_decay
 from torch import nn
 
-from nextvid.config import Config
+from nextvid.config import ComputeConfig, Config
 from nextvid.masking import complement
 from nextvid.models.decoder import FlowDecoder
 from nextvid.models.encoder import Encoder, token_positions
@@ -239,4 +239,18 @@ MODELS = {"nextvid": NextVid, "videomae": VideoMAE, "ar_regression": ARRegressio
 
 
 def build_model(cfg: Config) -> PretrainModel:
-    return MODELS[cfg.objective.method](cfg)
+    model = MODELS[cfg.objective.method](cfg)
+    apply_compute(model, cfg.compute)
+    return model
+
+
+def apply_compute(model: PretrainModel, compute: ComputeConfig) -> None:
+    """The config's `compute` settings on the modules they concern: per-block activation checkpointing
+    of the encoder, the predictor and the decoder (a baseline's regression decoder included), and the
+    masked-attention kernel everywhere."""
+    for name, on in (("encoder", compute.checkpoint_encoder), ("predictor", compute.checkpoint_predictor), ("decoder", compute.checkpoint_decoder)):
+        if getattr(model, name, None) is not None:
+            getattr(model, name).checkpoint_blocks = on
+    for module in model.modules():
+        if hasattr(type(module), "attention_kernel"):
+            module.attention_kernel = compute.attention

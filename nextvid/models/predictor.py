@@ -17,12 +17,16 @@ import torch
 from torch import nn
 
 from nextvid.config import PredictorConfig
-from nextvid.models.attention import CrossAttentionBlock, RopeBlock, autoregressive_mask, frame_causal_mask
+from nextvid.models.attention import CrossAttentionBlock, FrameMask, Kernel, RopeBlock, autoregressive_mask, call_block, frame_causal_mask
 from nextvid.models.encoder import init_vit_weights, timm_mlp_ratio
 from nextvid.models.rope import Rope3D
 
 
 class _PredictorBase(nn.Module):
+    # how, not what (config `compute`, set by `models.nextvid.build_model`)
+    checkpoint_blocks: bool = False
+    attention_kernel: Kernel = "sdpa"
+
     def __init__(self, cfg: PredictorConfig, in_dim: int, out_dim: int, rope_base: float = 10000.0):
         super().__init__()
         self.cfg = cfg
@@ -46,9 +50,9 @@ class IsolatedPredictor(_PredictorBase):
         ctx = self.context_proj(context)
         q = self.query.expand(query_pos.shape[0], query_pos.shape[1], -1)
         rope_q, rope_k = self.rope.cis(query_pos), self.rope.cis(context_pos)
-        mask = autoregressive_mask(query_pos[0, :, 0], context_pos[0, :, 0])
+        mask = FrameMask(query_pos[0, :, 0], context_pos[0, :, 0], "autoregressive", self.attention_kernel)
         for block in self.blocks:
-            q = block(q, ctx, rope_q, rope_k, mask)
+            q = call_block(block, self.checkpoint_blocks, q, ctx, rope_q, rope_k, mask)
         return self.out_proj(self.norm(q))
 
 
@@ -86,5 +90,5 @@ class JointPredictor(_PredictorBase):
         rope = self.rope.cis(torch.cat([context_pos, query_pos], dim=1))
         mask = self.attention_mask(context_pos[0, :, 0], query_pos[0, :, 0])
         for block in self.blocks:
-            x = block(x, rope=rope, attn_mask=mask)
+            x = call_block(block, self.checkpoint_blocks, x, rope=rope, attn_mask=mask)
         return self.out_proj(self.norm(x[:, ctx.shape[1] :]))

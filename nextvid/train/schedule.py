@@ -25,6 +25,7 @@ class StepPlan:
     tau_draws: int
     frames: int
     batch_size: int
+    micro_batch: int = 0  # clips per GPU per forward/backward; 0: the whole per-GPU batch
 
 
 @lru_cache(maxsize=64)
@@ -64,6 +65,7 @@ def plan(sched: ScheduleConfig, step: int) -> StepPlan:
         tau_draws=stage.tau_draws,
         frames=stage.frames,
         batch_size=stage.batch_size,
+        micro_batch=stage.micro_batch,
     )
 
 
