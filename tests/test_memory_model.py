@@ -29,7 +29,7 @@ ALL = {"checkpoint_encoder": True, "checkpoint_predictor": True, "checkpoint_dec
 def test_activation_estimate_matches_autograds_saved_bytes(preset, overrides):
     """fp32 on CPU, dense-mask SDPA (the kernel the CPU runs): the count is within 10% of the bytes
     saved_tensors_hooks sees for one training forward at the first stage (4 tau draws)."""
-    cfg = merge(get_preset(preset), {"schedule": {"bf16": False}}, overrides)
+    cfg = merge(get_preset(preset), {"schedule": {"precision": "fp32"}}, overrides)
     stage, batch = cfg.schedule.stages[0], 2
     enc = cfg.model.encoder
     torch.manual_seed(0)
