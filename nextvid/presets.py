@@ -76,6 +76,27 @@ def nano() -> Config:
     )
 
 
+def cpu() -> Config:
+    """The CPU learning recipe (issue 20): the most clips per CPU-second that keeps every structural
+    property. 48 px frames in 8 x 8 patches keep a 6 x 6 token grid (the two multi-block views still
+    leave a context on it, docs/signal.md) at 1/7 of tiny's tokens; width 64 and shallow stacks,
+    because at this token count a step's cost is mostly per-token work, not width. Feed it cached
+    uint8 clips (`nextvid data cache-mixture --size 64`): streaming decode would be a third of its step."""
+    frames, batch = 8, 16
+    return Config(
+        model=ModelConfig(
+            encoder=EncoderConfig(image_size=48, patch_size=8, frames=frames, width=64, depth=4, heads=2),
+            predictor=PredictorConfig(width=64, depth=2, heads=2),
+            decoder=DecoderConfig(width=64, depth=2, heads=2, sample_steps=20),
+        ),
+        # half-life 138 steps (2,200 clips): slow enough not to chase the online encoder step by step
+        # (nano's 0.9 is a half-life of 6.6 steps, close to Table 12's crashing no-EMA), fast enough to
+        # move within a few thousand steps. Provisional until the dev-split search (issue 20, item 3).
+        objective=ObjectiveConfig(ema_momentum=0.995),
+        schedule=ScheduleConfig(total_steps=3000, stages=_cpu_stages(frames, batch), bf16=False),
+    )
+
+
 PRESETS = {
     "vit_l": lambda: _paper(1024, 24, 16, 4.0, micro_batches=(8, 8, 32, 4)),
     "vit_h": lambda: _paper(1280, 32, 16, 4.0, micro_batches=(8, 8, 16, 4)),
@@ -83,6 +104,7 @@ PRESETS = {
     "vit_g": lambda: _paper(1408, 40, 22, 48 / 11, micro_batches=(8, 8, 16, 4)),
     "tiny": tiny,
     "nano": nano,
+    "cpu": cpu,
 }
 
 

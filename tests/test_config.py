@@ -232,6 +232,22 @@ def test_presets_load_with_paper_sizes_and_cpu_structure():
     assert "vit_x" in str(excinfo.value)
 
 
+def test_cpu_recipe_keeps_every_structural_property():
+    """The learning recipe of issue 20 changes sizes (resolution, patch, widths, depths, batch, EMA
+    speed), not the method: tubelets of 2 frames, a frame-causal RoPE encoder, both multi-block views
+    (on a 6 x 6 grid), the context-isolated predictor, the EMA reference, the frame-isolated flow
+    decoder with k tau draws and the four-stage schedule."""
+    cfg, paper = get_preset("cpu"), get_preset("vit_l")
+    enc = cfg.model.encoder
+    assert enc.tubelet == 2 and enc.causal and enc.image_size % enc.patch_size == 0
+    assert (enc.image_size // enc.patch_size, enc.frames // enc.tubelet) == (6, 4)
+    assert cfg.masking == paper.masking and len(cfg.masking.generators) == 2
+    assert cfg.objective.ema and cfg.objective.generation and cfg.objective.alignment and 0.99 < cfg.objective.ema_momentum < 1
+    assert cfg.model.predictor.context_isolation and cfg.model.decoder.attention == "frame"
+    assert [s.name for s in cfg.schedule.stages] == [s.name for s in paper.schedule.stages]
+    assert [s.tau_draws for s in cfg.schedule.stages] == [4, 4, 1, 1]
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_round_trip(name, tmp_path):
     cfg = get_preset(name)
