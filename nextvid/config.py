@@ -1,7 +1,7 @@
 """Typed, validated configuration. Config is data: frozen dataclasses built from plain dicts (YAML),
 with every unknown key and wrong type reported by its dotted path, and a stable hash that names a run.
 
-Defaults are the paper's ViT-L recipe (SPEC.md); presets in `nextvid.presets` change only what
+Defaults are the paper's ViT-L recipe (docs/method.md); presets in `nextvid.presets` change only what
 differs. Where the paper is silent, the field's comment says whose choice we follow.
 """
 

@@ -91,7 +91,7 @@ def test_reextraction_replaces_shards(corpus, tmp_path):
 
 
 def test_mixture_sampler_is_deterministic_resumable_and_weighted():
-    weights, sizes = [0.25, 0.05, 0.18, 0.2, 0.32], [50, 7, 20, 1, 30]  # SPEC §4 Table 6 weights
+    weights, sizes = [0.25, 0.05, 0.18, 0.2, 0.32], [50, 7, 20, 1, 30]  # paper Table 6 weights (docs/method.md §4)
     a, b = MixtureSampler(weights, sizes, seed=11), MixtureSampler(weights, sizes, seed=11)
     full = a.draws(0, 6000)
     assert full == b.draws(0, 6000)

@@ -69,7 +69,7 @@ def test_indices_past_the_end_are_clamped(media):
 
 
 def test_decord_frame_count_one_too_many_is_dropped(media):
-    """decord can count a frame it cannot decode (DATA.md: box.mp4 456 vs 455): the reader retries
+    """decord can count a frame it cannot decode (docs/data.md §10: box.mp4 456 vs 455): the reader retries
     once without it and from then on reports one frame less."""
     import decord
 

@@ -78,7 +78,7 @@ SCALES: dict[str, dict[str, tuple[int, int]]] = {
     "default": {"images": (200, 50), "appearance": (100, 40), "motion": (125, 50), "motion_sequence": (80, 30)},
     "smoke": {"images": (4, 2), "appearance": (3, 2), "motion": (3, 2), "motion_sequence": (2, 1)},
 }
-# pretraining sources and weights, by their role in the paper's mixture [paper Table 6, SPEC §4]
+# pretraining sources and weights, by their role in the paper's mixture [paper Table 6, docs/method.md §4]
 MIXTURE = (
     ("real", 0.50, "InternVid 0.20 + in-house 0.32: uncurated real footage"),
     ("images", 0.25, "ImageNet-1K 0.25: still images"),

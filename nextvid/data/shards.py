@@ -1,4 +1,4 @@
-"""A uint8 clip cache for corpora small enough to decode once (DATA.md: ~1.7x faster training on
+"""A uint8 clip cache for corpora small enough to decode once (docs/data.md §10: ~1.7x faster training on
 2 cores than decoding on the fly).
 
 `extract` decodes every `step`-th frame of every manifest sample once (optionally resized to a

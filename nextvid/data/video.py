@@ -6,7 +6,7 @@ Every reader has `num_frames`, `fps`, `get(indices) -> (T, H, W, 3) uint8` and `
 opened per sample inside `Dataset.__getitem__` (never before a DataLoader forks) with one decoder
 thread each: parallelism comes from worker processes, not decoder threads.
 
-decord can report one frame more than it decodes (DATA.md: box.mp4 456 vs 455); a `get` that fails
+decord can report one frame more than it decodes (docs/data.md §10: box.mp4 456 vs 455); a `get` that fails
 on the last reported frame retries once with that frame dropped. Indices past the end are clamped.
 """
 
@@ -277,7 +277,7 @@ def read_all(path: str | Path, backend: Backend = "auto", step: int = 1, limit: 
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264", keyframe_every: Optional[int] = None,
                 options: Optional[dict[str, str]] = None) -> None:
     """Encode (T, H, W, 3) uint8 frames (H, W even) with PyAV, yuv420p, a keyframe every second by
-    default (DATA.md: 25-35% faster random access than x264's default GOP), written atomically."""
+    default (docs/data.md §10: 25-35% faster random access than x264's default GOP), written atomically."""
     import av
 
     from nextvid.io import atomic_path

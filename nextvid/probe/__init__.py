@@ -1,4 +1,4 @@
-"""Attentive probing of frozen encoders (SPEC §5, docs/probe.md).
+"""Attentive probing of frozen encoders (docs/method.md §5, docs/probe.md).
 
 protocol: per-benchmark protocols as validated config. encoders: the token sources (checkpoint,
 random init, pixels). features: cached / recomputed frozen features. heads: the attentive probe and

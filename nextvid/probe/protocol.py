@@ -2,7 +2,7 @@
 machinery as the pretraining config (`nextvid.config`), so an unknown key or a wrong type is an error
 that names the key.
 
-Paper protocols follow SPEC §5 / paper Table 10; where the paper is silent we follow the V-JEPA 2
+Paper protocols follow paper Table 10 (docs/method.md §5); where the paper is silent we follow the V-JEPA 2
 evaluation YAMLs (anchors §1.9). The embedded protocols scale them to a 2-core CPU for the `tiny`
 preset (128 px, 8-16 frames) and keep what each benchmark tests.
 """

@@ -118,7 +118,7 @@ def losses_by_stage(runs: Sequence[Run], out_dir: str | Path) -> Path:
         f"Fig. 6 (ours): training losses ({', '.join(columns)}) against step from each run's metrics.csv, one line per variant "
         "(mean over seeds, band: min-max over seeds; log scale where a loss spans more than a decade). Shading and dotted lines: the schedule's stages "
         f"({', '.join(s for s, _, _ in spans)}) as logged by {logs[0][0].label}; the flow decoder's LR and the τ draws change "
-        "at the stable-2 boundary, frames and batch at the cool-down boundary (SPEC §4)."
+        "at the stable-2 boundary, frames and batch at the cool-down boundary (docs/method.md §4)."
     )
     return save(fig, out_dir, FIG6, caption)
 

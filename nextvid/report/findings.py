@@ -1,4 +1,4 @@
-"""docs/findings.md, generated: what our runs say about each claim of the paper's ablations (SPEC §6),
+"""docs/findings.md, generated: what our runs say about each claim of the paper's ablations (docs/method.md §6),
 under the rule of nextvid.report.verdict, with the numbers. Deterministic (no clock, sorted inputs),
 so a rerun on the same results rewrites the same bytes.
 

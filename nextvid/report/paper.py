@@ -1,4 +1,4 @@
-"""The numbers the paper reports (SPEC.md §6), as data. Benchmarks are keyed by the paper's names;
+"""The numbers the paper reports (docs/method.md §6), as data. Benchmarks are keyed by the paper's names;
 `EMBEDDED_MIRRORS` says which embedded benchmark stands in for which paper benchmark."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ ABLATIONS = {
 # the paper-scale probe protocols (nextvid.probe.protocol) are the paper's benchmarks themselves
 PAPER_PROTOCOLS = {"k400": "K400", "in1k": "IN1K", "ssv2": "SSv2", "diving48": "Diving48"}
 
-# what each table is about, and the paper's names of its rows (SPEC §6)
+# what each table is about, and the paper's names of its rows (docs/method.md §6)
 TABLE_TITLES = {
     "table1": "Table 1: frozen-encoder attentive probe, NExT-Vid against published encoders",
     "table2_design": "Table 2: model design (generation, alignment, context isolation)",

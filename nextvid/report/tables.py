@@ -24,7 +24,7 @@ from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, aggregate, fo
 
 TABLES = ("table1", *paper.ABLATIONS)
 REFERENCE_LABELS = {"random": "random-init encoder (no pretraining)", "pixels": "raw pixels (no encoder)"}
-PAPER_SOURCE = "arXiv 2512.21004 {table} (SPEC.md §6)"
+PAPER_SOURCE = "arXiv 2512.21004 {table} (docs/method.md §6)"
 
 
 @dataclass
