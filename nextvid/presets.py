@@ -93,7 +93,9 @@ def cpu() -> Config:
         # (nano's 0.9 is a half-life of 6.6 steps, close to Table 12's crashing no-EMA), fast enough to
         # move within a few thousand steps. Provisional until the dev-split search (issue 20, item 3).
         objective=ObjectiveConfig(ema_momentum=0.995),
-        schedule=ScheduleConfig(total_steps=3000, stages=_cpu_stages(frames, batch), bf16=False),
+        # fp32, not auto: at width 64 native bf16 gains only 1.2-1.5x (docs/signal.md), and one precision on
+        # every machine keeps the signal experiments' numbers comparable between machine kinds
+        schedule=ScheduleConfig(total_steps=3000, stages=_cpu_stages(frames, batch), precision="fp32"),
     )
 
 

@@ -177,7 +177,7 @@ def test_config_dataclasses_are_what_the_walk_sees():
     """_numbers walks nested dataclasses and tuples: the preset's stage learning rates are in it."""
     keys = dict(_numbers(get_preset("nano"), ""))
     assert "schedule.stages.0.lr_start" in keys and "model.encoder.depth" in keys
-    assert all(f.name in {"model", "masking", "objective", "target", "schedule", "data", "train", "launch", "seed"}
+    assert all(f.name in {"model", "masking", "objective", "target", "schedule", "data", "train", "launch", "compute", "seed"}
                for f in dataclasses.fields(Config))
 
 

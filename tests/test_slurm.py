@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from nextvid.config import load, merge
 from nextvid.launch import JOB_RECORD, launch
@@ -383,7 +384,8 @@ def test_snakemake_profile_slurm_runs_the_smoke_dag(tmp_path):
     assert states == ["COMPLETED"] * len(ids), states
     # pretraining went through submitit's SLURM launcher
     records = [json.loads(p.read_text()) for p in (work / "results/pretrain").rglob(JOB_RECORD)]
-    assert len(records) == 2 and all(r["launcher"] == "slurm" for r in records), records
+    smoke = yaml.safe_load((ROOT / "workflow/config/smoke.yaml").read_text())["experiments"]["smoke"]
+    assert len(records) == len(smoke["variants"]) * len(smoke["seeds"]) and all(r["launcher"] == "slurm" for r in records), records
     for record in records:
         assert wait_states(record["job_id"], lambda s: s == ["COMPLETED"]) == ["COMPLETED"]
     # and the DAG produced the tables and figures

@@ -115,7 +115,7 @@ def test_ema_update_follows_the_optimiser_step_towards_the_online_encoder():
         p.data.add_(0.01 * torch.randn_like(p))
     ref_before = {k: v.clone() for k, v in model.reference.state_dict().items()}
     online_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-    train_step(model, optimizer, video, sampler(video.shape[0], 0), plan(cfg.schedule, 0), cfg, noise_seeds=list(range(video.shape[0])))
+    train_step(model, optimizer, video, sampler(video.shape[0], 0), plan(cfg.schedule, 0), cfg, noise_seeds=list(range(video.shape[0])), precision="fp32")
     m = cfg.objective.ema_momentum
     online_after = model.encoder.state_dict()
     moved = 0
