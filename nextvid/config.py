@@ -171,6 +171,9 @@ class ScheduleConfig:
     weight_decay: float = 0.04
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
+    # multiplies every stage's learning rates, the decoder's fixed ones included: how a run at another
+    # batch size rescales Table 8's rates (searched on a dev split, docs/grid.md), without restating stages
+    lr_scale: float = 1.0
     # bf16: torch.autocast(dtype=bfloat16), no grad scaler [paper]; fp32; auto: bf16 where the device
     # runs it natively, fp32 elsewhere (nextvid.train.precision; resolved once when a run starts)
     precision: Literal["auto", "bf16", "fp32"] = "bf16"

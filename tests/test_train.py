@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nextvid.config import Config, merge
+from nextvid.config import Config, ConfigError, merge
 from nextvid.experiments import VARIANTS
 from nextvid.presets import get_preset
 from nextvid.train import checkpoint as ckpt
@@ -76,6 +76,17 @@ def test_scaled_schedule_keeps_stage_proportions(total):
         assert abs(end - paper_end * total / 132_000) <= 1
     with pytest.raises(ValueError):
         plan(sched, total)
+
+
+def test_lr_scale_multiplies_every_rate_of_every_stage_and_nothing_else():
+    base = merge(get_preset("cpu"), {"schedule": {"total_steps": 200}}).schedule
+    scaled = merge(get_preset("cpu"), {"schedule": {"total_steps": 200, "lr_scale": 0.1}}).schedule
+    for step in range(200):
+        a, b = plan(base, step), plan(scaled, step)
+        assert b.lr == pytest.approx(0.1 * a.lr, rel=1e-12) and b.decoder_lr == pytest.approx(0.1 * a.decoder_lr, rel=1e-12)
+        assert (b.stage, b.tau_draws, b.frames, b.batch_size) == (a.stage, a.tau_draws, a.frames, a.batch_size)
+    with pytest.raises(ConfigError, match="lr_scale"):
+        merge(get_preset("cpu"), {"schedule": {"lr_scale": 0.0}})
 
 
 # ------------------------------------------------------------------------------------------ resume

@@ -1,8 +1,8 @@
 """The four-stage pretraining schedule [paper Table 8] as pure functions of the global step.
 
 Stage lengths are the paper's relative lengths rescaled to `total_steps`; the LR is linear within each
-stage [ours]; the decoder's LR follows the main LR until a stage fixes it; tau draws, frames and batch
-size are per stage. Nothing here has state, so a resumed run needs no replay. A run may stop early
+stage [ours], times `lr_scale` [ours]; the decoder's LR follows the main LR until a stage fixes it;
+tau draws, frames and batch size are per stage. Nothing here has state, so a resumed run needs no replay. A run may stop early
 (`stop_at`, the paper's ablation protocol): every step it takes has the plan of the full schedule.
 """
 
@@ -55,13 +55,13 @@ def plan(sched: ScheduleConfig, step: int) -> StepPlan:
     stage = sched.stages[i]
     begin = ends[i - 1] if i else 0
     frac = (step - begin) / max(1, ends[i] - begin - 1)  # lr_end is reached on the stage's last step
-    lr = stage.lr_start + (stage.lr_end - stage.lr_start) * frac
+    lr = (stage.lr_start + (stage.lr_end - stage.lr_start) * frac) * sched.lr_scale
     return StepPlan(
         step=step,
         stage=stage.name,
         stage_index=i,
         lr=lr,
-        decoder_lr=lr if stage.decoder_lr is None else stage.decoder_lr,
+        decoder_lr=lr if stage.decoder_lr is None else stage.decoder_lr * sched.lr_scale,
         tau_draws=stage.tau_draws,
         frames=stage.frames,
         batch_size=stage.batch_size,
