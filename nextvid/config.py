@@ -48,7 +48,7 @@ __all__ = [
     "DecoderConfig", "EncoderConfig", "LaunchConfig", "MaskingConfig", "ModelConfig", "ObjectiveConfig",
     "PredictorConfig", "RangeRule", "ScheduleConfig", "SourceConfig", "StageConfig", "TargetConfig",
     "TrainConfig", "check_ranges", "from_dict", "load", "load_yaml", "load_yaml_file", "merge",
-    "parse_override", "save", "to_plain", "validate",
+    "parse_override", "save", "to_plain", "validate", "add_config_arguments", "resolve_config",
 ]
 
 
@@ -74,3 +74,18 @@ def save(cfg: Config, path: str | Path, header: str = "") -> None:
 
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     Path(path).write_text(comment + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+# the arguments of every command that takes a config (`nextvid pretrain`, `config`, `describe`, `bench train`, ...)
+
+
+def add_config_arguments(parser) -> None:
+    parser.add_argument("--preset", help="named config (vit_l, vit_h, vit_g, tiny, nano, cpu); default vit_l or the file's `preset:`")
+    parser.add_argument("--config", help="YAML file applied on top of the preset")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. model.encoder.depth=4 (repeatable)")
+
+
+def resolve_config(args):
+    """The resolved config; a ConfigError (naming the key or file) reaches `nextvid`, which prints it
+    and exits with status 2."""
+    return load(args.preset, args.config, args.overrides)

@@ -31,7 +31,7 @@ DTYPES = ("fp32", "bf16")
 
 
 def configure(parser) -> None:
-    from nextvid.commands.common import add_config_arguments
+    from nextvid.config import add_config_arguments
 
     add_config_arguments(parser)
     parser.set_defaults(preset="tiny")
@@ -254,7 +254,7 @@ def count_step_flops(model, video, masks, p, seeds) -> int:
 
 
 def measure(args) -> dict:
-    from nextvid.commands.common import resolve_config
+    from nextvid.config import resolve_config
     from nextvid.train.loop import train_step
 
     cfg = resolve_config(args)
