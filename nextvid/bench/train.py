@@ -226,7 +226,8 @@ def setup_step(cfg, step: int, batch_size: int | None, seed: int = 0):
     import torch
 
     from nextvid.masking import MaskSampler
-    from nextvid.models.nextvid import build_model, mix_seed
+    from nextvid.models.nextvid import build_model
+    from nextvid.provenance import mix_seed
     from nextvid.train.schedule import plan
 
     p = plan(cfg.schedule, step)
