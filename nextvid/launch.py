@@ -122,7 +122,7 @@ def _has_gpu() -> bool:
 def launch(cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait: bool = False, snapshot: bool = True) -> dict:
     """Submit (or re-attach to) the pretraining job of `cfg` in `out_dir`; returns the job record.
     With `wait`, block until the run is complete and raise LaunchError with the job's error."""
-    from nextvid.train.checkpoint import git_commit
+    from nextvid.provenance import git_commit
     from nextvid.train.loop import DONE
 
     out = Path(out_dir)

@@ -94,3 +94,13 @@ def parse_features_file(path: str | Path) -> ProbeKey:
     if m is None:
         raise ValueError(f"{path}: not a features path (expected .../features/<config>/<variant>/seed<n>/step<n>/<benchmark>.npz)")
     return ProbeKey(m["config"], m["variant"], int(m["seed"]), int(m["step"]), m["benchmark"])
+
+
+def checkpoint_label(checkpoint: str, encoder: str = "reference") -> str:
+    """'nextvid seed 0 step 600' from .../pretrain/<config>/<variant>/seed<n>/checkpoints/step_XXXXXXX.pt."""
+    if encoder == "pixels":
+        return "pixels"
+    if checkpoint.startswith("random:"):
+        return f"random ({checkpoint.split(':', 1)[1]})"
+    m = re.search(r"pretrain/[^/]+/(?P<variant>[^/]+)/seed(?P<seed>\d+)/checkpoints/step_(?P<step>\d+)\.pt$", checkpoint)
+    return f"{m['variant']} seed {m['seed']} step {int(m['step'])}" if m else checkpoint

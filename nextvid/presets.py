@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nextvid.config import (
+from nextvid.config_engine import ConfigError
+from nextvid.config_schema import (
     PAPER_STAGES,
     Config,
-    ConfigError,
     DecoderConfig,
     EncoderConfig,
     ModelConfig,

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nextvid.data import embedded, sources, synth
+from nextvid.data import embedded, embedded_footage, embedded_render, sources, synth
+from nextvid.data import embedded_catalogue as catalogue
 from nextvid.data.manifest import UNLABELLED, read_manifest
 from nextvid.io import sha256_file
 
@@ -57,7 +58,7 @@ def _manifest_hashes(info: dict) -> dict:
 
 def _file_hashes(out_dir: Path) -> dict:
     files = {}
-    for d in [b.name for b in embedded.BENCHMARKS] + ["corpus"]:
+    for d in [b.name for b in catalogue.BENCHMARKS] + ["corpus"]:
         files.update({f"{d}/{k}": v for k, v in json.loads((out_dir / d / "info.json").read_text())["files"].items()})
     return files
 
@@ -130,33 +131,33 @@ def test_build_is_deterministic(builds):
     if a["encoder"]["byte_identical"]:  # libx264 + glibc: the encoded files themselves are identical
         assert _file_hashes(builds["root"] / "a") == _file_hashes(builds["root"] / "b")
     differ = {k for k, v in _manifest_hashes(c).items() if _manifest_hashes(a)[k] != v}
-    assert {f"{bm.name}/{s}" for bm in embedded.BENCHMARKS for s in embedded.SPLITS} <= differ
+    assert {f"{bm.name}/{s}" for bm in catalogue.BENCHMARKS for s in catalogue.SPLITS} <= differ
     for info in (a, c):
-        assert info["generator_version"] == embedded.GENERATOR_VERSION
+        assert info["generator_version"] == catalogue.GENERATOR_VERSION
 
 
 def test_every_row_exists_and_decodes_as_declared(builds):
     out = builds["root"] / "a"
-    for bm in embedded.BENCHMARKS:
+    for bm in catalogue.BENCHMARKS:
         info = json.loads((out / bm.name / "info.json").read_text())
-        assert info["generator_version"] == embedded.GENERATOR_VERSION and info["frames"] == bm.frames
-        for split in embedded.SPLITS:
+        assert info["generator_version"] == catalogue.GENERATOR_VERSION and info["frames"] == bm.frames
+        for split in catalogue.SPLITS:
             man = read_manifest(out / bm.name / f"{split}.tsv")
             assert man.sha256 == info["manifests"][split]["sha256"] and man.num_classes == len(bm.classes)
             for s in man.samples:
                 path = man.resolve(s)
                 if bm.is_image:
                     img = Image.open(path)
-                    assert (img.format, img.size, img.mode) == ("PNG", (embedded.SIZE, embedded.SIZE), "RGB")
+                    assert (img.format, img.size, img.mode) == ("PNG", (catalogue.SIZE, catalogue.SIZE), "RGB")
                     continue
                 frames, keys, fps = _decode(path)
-                assert frames.shape == (bm.frames, embedded.SIZE, embedded.SIZE, 3) and fps == embedded.FPS
-                assert [i for i, k in enumerate(keys) if k] == list(range(0, bm.frames, embedded.FPS))
+                assert frames.shape == (bm.frames, catalogue.SIZE, catalogue.SIZE, 3) and fps == catalogue.FPS
+                assert [i for i, k in enumerate(keys) if k] == list(range(0, bm.frames, catalogue.FPS))
     corpus = json.loads((out / "corpus" / "info.json").read_text())
     for clip in corpus["real"]["clips"]:
         frames, keys, fps = _decode(out / "corpus" / clip["path"])
-        assert len(frames) == clip["end_frame"] - clip["start_frame"] >= embedded.REAL_MIN_FRAMES
-        assert min(frames.shape[1:3]) == embedded.SIZE and list(frames.shape[1:3]) == clip["size"]
+        assert len(frames) == clip["end_frame"] - clip["start_frame"] >= catalogue.REAL_MIN_FRAMES
+        assert min(frames.shape[1:3]) == catalogue.SIZE and list(frames.shape[1:3]) == clip["size"]
         assert abs(fps - clip["fps"]) < 0.01 and keys[round(fps)]
     for name, m in builds["a"]["corpus"].items():
         man = read_manifest(out / m["path"])
@@ -170,17 +171,17 @@ def test_decord_sees_every_frame(builds):
     for bm in ("appearance", "motion_sequence"):
         man = read_manifest(out / bm / "val.tsv")
         vr = decord.VideoReader(str(man.resolve(man.samples[0])), num_threads=1)
-        assert len(vr) == embedded.BENCHMARKS[[b.name for b in embedded.BENCHMARKS].index(bm)].frames
+        assert len(vr) == catalogue.BENCHMARKS[[b.name for b in catalogue.BENCHMARKS].index(bm)].frames
         assert vr.get_batch([len(vr) - 1]).shape[0] == 1
 
 
 def test_labels_balanced_splits_disjoint(builds, sources_dir):
     out = builds["root"] / "a"
-    footage = {f.name: f for f in embedded.load_footage(sources_dir, sources.require(sources_dir))}
-    for bm in embedded.BENCHMARKS:
-        per_class = embedded.SCALES["smoke"][bm.name]
+    footage = {f.name: f for f in embedded_footage.load_footage(sources_dir, sources.require(sources_dir))}
+    for bm in catalogue.BENCHMARKS:
+        per_class = catalogue.SCALES["smoke"][bm.name]
         paths = {}
-        for split, n in zip(embedded.SPLITS, per_class):
+        for split, n in zip(catalogue.SPLITS, per_class):
             man = read_manifest(out / bm.name / f"{split}.tsv")
             assert np.bincount([s.label for s in man.samples], minlength=len(bm.classes)).tolist() == [n] * len(bm.classes)
             paths[split] = {s.path for s in man.samples}
@@ -218,9 +219,9 @@ def _track(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _render_decoded(tmp_path: Path, traj: synth.Trajectory, sprite: Image.Image) -> np.ndarray:
-    background = np.full((len(traj), embedded.SIZE, embedded.SIZE, 3), GRAY, dtype=np.uint8)
+    background = np.full((len(traj), catalogue.SIZE, catalogue.SIZE, 3), GRAY, dtype=np.uint8)
     path = tmp_path / "clip.mp4"
-    embedded.write_video(path, synth.render(sprite, traj, background), embedded.FPS)
+    embedded_render.write_clip(path, synth.render(sprite, traj, background), catalogue.FPS)
     return _decode(path)[0]
 
 
@@ -258,7 +259,7 @@ def test_sequence_order_is_what_the_decoded_clip_shows(tmp_path):
 
 def test_built_motion_labels_match_their_trajectories(builds):
     out = builds["root"] / "a"
-    for split in embedded.SPLITS:
+    for split in catalogue.SPLITS:
         for line in (out / "motion" / f"{split}.meta.jsonl").read_text().splitlines():
             meta = json.loads(line)
             motion, t = synth.MOTIONS[meta["label"]], meta["trajectory"]

@@ -12,7 +12,8 @@ import math
 import pytest
 
 from nextvid.cli import main
-from nextvid.config import Config, ConfigError, _numbers, _to_plain, merge
+from nextvid.config import Config, ConfigError, merge, to_plain
+from nextvid.config_engine import _numbers
 from nextvid.presets import get_preset
 from nextvid.probe.protocol import PROTOCOLS, get_protocol, load_protocol
 from nextvid.vae.config import VaeConfig, load_vae_config
@@ -70,7 +71,7 @@ def test_every_numeric_field_of_every_config_is_range_checked(bad):
         for key, value in numbers:
             if isinstance(value, int) and not math.isfinite(bad):
                 continue  # an integer field cannot hold NaN (the type check refuses it)
-            change = _nested(key, type(value)(bad) if isinstance(value, int) else bad, _to_plain(cfg))
+            change = _nested(key, type(value)(bad) if isinstance(value, int) else bad, to_plain(cfg))
             with pytest.raises(ConfigError, match=rf"^{prefix}{key}(\.\d+)?: "):
                 merge(cfg, change)
 

@@ -11,8 +11,9 @@ import torch
 
 from nextvid.config import merge
 from nextvid.masking import MaskSampler
-from nextvid.models.nextvid import build_model, mix_seed
+from nextvid.models.nextvid import build_model
 from nextvid.presets import get_preset
+from nextvid.provenance import mix_seed
 from nextvid.train.loop import micro_batches, train_step
 from nextvid.train.schedule import plan
 

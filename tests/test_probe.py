@@ -14,10 +14,11 @@ import torch
 
 from nextvid.config import ConfigError
 from nextvid.probe import fit
+from nextvid.probe.data import ProbeData
 from nextvid.probe.features import build_store
 from nextvid.probe.heads import AttentiveProbe, ProbeGrid, lr_factor
 from nextvid.probe.protocol import PROTOCOLS, get_protocol, layer_indices, load_protocol
-from nextvid.probe.run import ProbeData, run_probe
+from nextvid.probe.run import run_probe
 
 sys.path.insert(0, str(Path(__file__).parent))
 from probe_synthetic import Identity, TokenClips, WithBad, token_source  # noqa: E402

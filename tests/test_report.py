@@ -40,8 +40,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> dict:
     """One real metrics.json, from the probe's own code on synthetic tokens."""
+    from nextvid.probe.data import ProbeData
     from nextvid.probe.protocol import load_protocol
-    from nextvid.probe.run import ProbeData, run_probe
+    from nextvid.probe.run import run_probe
 
     torch.set_num_threads(1)
     fast = ["heads=4", "epochs=2", "batch_size=32", "warmup_epochs=0.5", "grid.lr=[0.01, 0.001]", "grid.weight_decay=[0.01]"]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from importlib import metadata
+
+from nextvid.provenance import git_commit
 
 
 def environment() -> dict:
@@ -27,14 +28,6 @@ def environment() -> dict:
         "machine": platform.machine(),
         "python": platform.python_version(),
         "versions": versions,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
     }
 
-
-def _git_commit() -> str | None:
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=os.path.dirname(os.path.abspath(__file__)))
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None

@@ -21,7 +21,7 @@ from nextvid.bench.train import add_timing_arguments, bf16_verdict, cpu_flags, i
 
 
 def configure(parser) -> None:
-    from nextvid.commands.common import add_config_arguments
+    from nextvid.config import add_config_arguments
 
     add_config_arguments(parser)
     parser.set_defaults(preset="tiny")
@@ -71,7 +71,7 @@ def fwd_bwd(model: "_Bound", x, autocast: bool) -> Callable[[], None]:
 def measure(args) -> dict:
     import torch
 
-    from nextvid.commands.common import resolve_config
+    from nextvid.config import resolve_config
     from nextvid.models.encoder import Encoder
     from nextvid.train.schedule import plan
 

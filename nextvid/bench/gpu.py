@@ -74,8 +74,9 @@ def run_case(preset: str, kernel: str, args, device, rate: float) -> dict:
     from nextvid.config import merge
     from nextvid.masking import MaskSampler
     from nextvid.memory import clip_shapes, current_setting, estimate
-    from nextvid.models.nextvid import build_model, mix_seed
+    from nextvid.models.nextvid import build_model
     from nextvid.presets import get_preset
+    from nextvid.provenance import mix_seed
     from nextvid.train.loop import train_step
     from nextvid.train.precision import resolve
     from nextvid.train.schedule import plan

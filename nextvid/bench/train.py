@@ -27,12 +27,12 @@ import statistics
 import time
 from typing import Callable
 
+from nextvid.config import add_config_arguments, resolve_config
+
 DTYPES = ("fp32", "bf16")
 
 
 def configure(parser) -> None:
-    from nextvid.commands.common import add_config_arguments
-
     add_config_arguments(parser)
     parser.set_defaults(preset="tiny")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per dtype and round (default %(default)s)")
@@ -226,7 +226,8 @@ def setup_step(cfg, step: int, batch_size: int | None, seed: int = 0):
     import torch
 
     from nextvid.masking import MaskSampler
-    from nextvid.models.nextvid import build_model, mix_seed
+    from nextvid.models.nextvid import build_model
+    from nextvid.provenance import mix_seed
     from nextvid.train.schedule import plan
 
     p = plan(cfg.schedule, step)
@@ -254,7 +255,6 @@ def count_step_flops(model, video, masks, p, seeds) -> int:
 
 
 def measure(args) -> dict:
-    from nextvid.commands.common import resolve_config
     from nextvid.train.loop import train_step
 
     cfg = resolve_config(args)

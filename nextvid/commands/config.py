@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nextvid.commands.common import add_config_arguments, resolve_config
+from nextvid.config import add_config_arguments, resolve_config
 
 
 def configure(parser) -> None:

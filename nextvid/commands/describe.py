@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from nextvid.commands.common import add_config_arguments, resolve_config
+from nextvid.config import add_config_arguments, resolve_config
 
 
 def configure(parser) -> None:

@@ -30,10 +30,10 @@ def configure(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from nextvid.commands.report import checkpoint_label
     from nextvid.data.badinput import is_marker
     from nextvid.data.datasets import EvalClips, ManifestSource
     from nextvid.data.manifest import ManifestError, read_manifest
+    from nextvid.layout import checkpoint_label
     from nextvid.report import grids
     from nextvid.report.figures import save
     from nextvid.report.generation import GenerationError, clip_spec, generate, load_generator, pick_samples, save_samples

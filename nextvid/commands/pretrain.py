@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from nextvid.commands.common import add_config_arguments, resolve_config
+from nextvid.config import add_config_arguments, resolve_config
 
 
 def configure(parser) -> None:

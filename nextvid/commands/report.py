@@ -151,6 +151,7 @@ def _findings(args) -> int:
 def _features(args) -> int:
     import torch
 
+    from nextvid.layout import checkpoint_label
     from nextvid.report.features import extract_features, save_features
 
     if args.threads is not None:
@@ -161,18 +162,6 @@ def _features(args) -> int:
     save_features(args.out, data, args.label or checkpoint_label(args.checkpoint, args.encoder))
     print(f"nextvid report features: {len(data['labels'])} samples x {data['features'].shape[1]} -> {args.out}")
     return 0
-
-
-def checkpoint_label(checkpoint: str, encoder: str = "reference") -> str:
-    """'nextvid seed 0 step 600' from .../pretrain/<config>/<variant>/seed<n>/checkpoints/step_XXXXXXX.pt."""
-    import re
-
-    if encoder == "pixels":
-        return "pixels"
-    if checkpoint.startswith("random:"):
-        return f"random ({checkpoint.split(':', 1)[1]})"
-    m = re.search(r"pretrain/[^/]+/(?P<variant>[^/]+)/seed(?P<seed>\d+)/checkpoints/step_(?P<step>\d+)\.pt$", checkpoint)
-    return f"{m['variant']} seed {m['seed']} step {int(m['step'])}" if m else checkpoint
 
 
 def _publish(args) -> int:

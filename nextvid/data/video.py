@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Optional, Protocol
 
@@ -274,10 +275,12 @@ def read_all(path: str | Path, backend: Backend = "auto", step: int = 1, limit: 
         reader.close()
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264", keyframe_every: Optional[int] = None,
-                options: Optional[dict[str, str]] = None) -> None:
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 25, codec: str = "libx264", keyframe_every: Optional[int] = None,
+                options: Optional[dict[str, str]] = None, exact_yuv: bool = False) -> None:
     """Encode (T, H, W, 3) uint8 frames (H, W even) with PyAV, yuv420p, a keyframe every second by
-    default (docs/data.md §10: 25-35% faster random access than x264's default GOP), written atomically."""
+    default (docs/data.md §10: 25-35% faster random access than x264's default GOP), written atomically.
+    `exact_yuv`: convert RGB -> YUV here (rgb_to_yuv420p) rather than in FFmpeg, whose rgb24 path
+    reads uninitialised padding: the same frames then encode to the same bytes."""
     import av
 
     from nextvid.io import atomic_path
@@ -286,18 +289,32 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str 
     path = Path(path)
     with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format=_FORMATS.get(path.suffix.lower())) as container:
-            stream = container.add_stream(codec, rate=fps)
+            stream = container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = "yuv420p"
-            stream.codec_context.gop_size = keyframe_every or fps
+            stream.codec_context.gop_size = keyframe_every or max(1, round(fps))
             stream.codec_context.thread_count = 1
             if options:
                 stream.options = dict(options)
-            for f in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+            planes = (rgb_to_yuv420p(frames), "yuv420p") if exact_yuv else (frames, "rgb24")
+            for f in planes[0]:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format=planes[1])):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+
+
+def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) RGB -> (T, 3H/2, W) yuv420p planes as PyAV lays them out. BT.601 limited range in
+    integer arithmetic (bit-exact everywhere, always inside [16, 240]); chroma from 2x2 RGB means."""
+    t, h, w = frames.shape[:3]
+    r, g, b = (frames[..., i].astype(np.int32) for i in range(3))
+    out = np.empty((t, h * 3 // 2, w), dtype=np.uint8)
+    out[:, :h] = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    r, g, b = ((a[:, ::2, ::2] + a[:, 1::2, ::2] + a[:, ::2, 1::2] + a[:, 1::2, 1::2] + 2) >> 2 for a in (r, g, b))
+    out[:, h:h + h // 4] = (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128).reshape(t, h // 4, w)
+    out[:, h + h // 4:] = (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128).reshape(t, h // 4, w)
+    return out
 
 
 _FORMATS = {".mp4": "mp4", ".webm": "webm", ".mkv": "matroska", ".avi": "avi", ".mov": "mov"}

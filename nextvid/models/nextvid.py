@@ -22,6 +22,7 @@ from nextvid.models.decoder import FlowDecoder
 from nextvid.models.encoder import Encoder, token_positions
 from nextvid.models.predictor import IsolatedPredictor, JointPredictor
 from nextvid.models.targets import PixelTarget, target_dim
+from nextvid.provenance import mix_seed
 
 # query tokens, besides biases and norms (1-D), which timm already exempts; VideoMAE's decoder is a
 # JointPredictor with a query token too
@@ -210,15 +211,6 @@ class ARRegression(PretrainModel):
         target = normalize_tokens(self.pixels(video)[:, 1:])
         loss = F.mse_loss(pred.float(), target.float())
         return {"loss": loss, "regression": loss.detach(), "context": context.detach()}
-
-
-def mix_seed(*parts: int) -> int:
-    """Combine integers into one 63-bit seed (splitmix64-style), e.g. (run seed, sample index)."""
-    x = 0x9E3779B97F4A7C15
-    for part in parts:
-        x = (x ^ (int(part) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        x ^= x >> 31
-    return x & 0x7FFFFFFFFFFFFFFF
 
 
 def normalize_tokens(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

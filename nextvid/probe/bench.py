@@ -25,9 +25,10 @@ from typing import Any, Optional
 import torch
 
 from nextvid.config import merge
+from nextvid.probe.data import ProbeData
 from nextvid.probe.encoders import TokenSource
 from nextvid.probe.protocol import ProbeProtocol
-from nextvid.probe.run import ProbeData, run_probe
+from nextvid.probe.run import run_probe
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +89,14 @@ def bench_probe(
 
 def configure(parser) -> None:
     """What to probe: the arguments of `nextvid probe`; plus where the two runs write their features."""
-    from nextvid.commands.probe import add_probe_arguments
+    from nextvid.probe.inputs import add_probe_arguments
 
     add_probe_arguments(parser)
     parser.add_argument("--work-dir", default=None, help="where the two runs' features go while they run (default: the system's temp dir); removed after")
 
 
 def measure(args) -> dict[str, Any]:
-    from nextvid.commands.probe import resolve_probe
+    from nextvid.probe.inputs import resolve_probe
 
     protocol, source, data, device = resolve_probe(args)
     result = bench_probe(source, protocol, data, device, chunk=args.extract_batch, workers=args.workers, work_dir=args.work_dir)

@@ -13,19 +13,46 @@ drawn from (seed, epoch, sample).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
 from nextvid.config import ConfigError
 from nextvid.data.datasets import EvalClips, ManifestSource
 from nextvid.data.manifest import read_manifest
 from nextvid.data.sampling import ClipSpec
 from nextvid.data.transforms import RandomResizedCropFlip
 from nextvid.data.video import Backend
+from nextvid.probe.features import ClipSet
 from nextvid.probe.protocol import ProbeProtocol
-from nextvid.probe.run import ProbeData
+
+
+@dataclass
+class ProbeData:
+    """train_clips(epoch): the training split, one view of all segments per sample (augmented when
+    the protocol says so, else the same deterministic clips every epoch). heldout_clips: the training
+    split with the evaluation views (S x V, deterministic), same positions; needed only when the
+    training views differ from them. val_clips: the evaluation split, S x V deterministic views."""
+
+    train_clips: Callable[[int], ClipSet]
+    val_clips: ClipSet
+    num_classes: int
+    heldout_clips: Optional[ClipSet] = None
+    record: dict[str, Any] = field(default_factory=dict)  # manifests and their sha256, sizes
 
 
 def eval_short_side(resolution: int, views: int) -> int:
     """Short side before cropping [V-JEPA eval]: resolution x 256/224 for one view, else the resolution."""
     return round(resolution * 256 / 224) if views == 1 else resolution
+
+
+def eval_clips(protocol: ProbeProtocol, source: ManifestSource, views: int, epoch: int = 0,
+               augment: RandomResizedCropFlip | None = None) -> EvalClips:
+    """One split's clips as the protocol reads them: its clip spec, resolution and segments, `views`
+    deterministic views (or one `augment`ed view per segment, drawn from the protocol's seed and `epoch`)."""
+    short = 0 if augment is not None else eval_short_side(protocol.resolution, views)
+    spec = ClipSpec(protocol.frames, frame_step=protocol.frame_step)
+    return EvalClips(source, spec, protocol.resolution, protocol.segments, views, augment=augment, seed=protocol.seed,
+                     epoch=epoch, short_side=short)
 
 
 def probe_data(protocol: ProbeProtocol, backend: Backend = "auto") -> ProbeData:
@@ -40,23 +67,17 @@ def probe_data(protocol: ProbeProtocol, backend: Backend = "auto") -> ProbeData:
         if any(s.label < 0 for s in m.samples):
             raise ConfigError(f"{m.path}: the probe needs labelled samples (found label -1)")
     num_classes = max(train.num_classes, max(s.label for s in train.samples + val.samples) + 1)
-    spec = ClipSpec(protocol.frames, frame_step=protocol.frame_step)
     train_source, val_source = ManifestSource(train, backend), ManifestSource(val, backend)
-
-    def clips(source: ManifestSource, views: int, epoch: int = 0, augment: RandomResizedCropFlip | None = None) -> EvalClips:
-        short = 0 if augment is not None else eval_short_side(protocol.resolution, views)
-        return EvalClips(source, spec, protocol.resolution, protocol.segments, views, augment=augment, seed=protocol.seed,
-                         epoch=epoch, short_side=short)
 
     if protocol.augment:
         crop = RandomResizedCropFlip(protocol.resolution, protocol.crop_scale, protocol.crop_aspect, protocol.hflip)
-        train_clips = lambda epoch: clips(train_source, 1, epoch, crop)  # noqa: E731
+        train_clips = lambda epoch: eval_clips(protocol, train_source, 1, epoch, crop)  # noqa: E731
     else:
-        fixed = clips(train_source, 1)
+        fixed = eval_clips(protocol, train_source, 1)
         train_clips = lambda epoch: fixed  # noqa: E731
     record = {
         "train_manifest": str(train.path), "train_sha256": train.sha256,
         "val_manifest": str(val.path), "val_sha256": val.sha256,
         "clip_reader": "nextvid.data.datasets.EvalClips over ManifestSource", "backend": backend,
     }
-    return ProbeData(train_clips, clips(val_source, protocol.views), num_classes, clips(train_source, protocol.views), record)
+    return ProbeData(train_clips, eval_clips(protocol, val_source, protocol.views), num_classes, eval_clips(protocol, train_source, protocol.views), record)

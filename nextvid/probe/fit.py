@@ -20,9 +20,9 @@ from typing import Iterator, Optional, Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
-from nextvid.models.nextvid import mix_seed
 from nextvid.probe.features import FeatureStore
 from nextvid.progress import Progress
+from nextvid.provenance import mix_seed
 from nextvid.probe.heads import ProbeGrid, lr_factor, make_optimizer
 from nextvid.probe.protocol import ProbeProtocol
 

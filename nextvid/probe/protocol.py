@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nextvid.config import ConfigError, _to_plain, check_ranges, from_dict, load_yaml_file, merge, parse_override
+from nextvid.config_engine import ConfigError, check_ranges, from_dict, load_yaml_file, merge, parse_override, to_plain
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class ProbeProtocol:
         validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
     @property
     def clip_spec(self) -> str:

@@ -32,7 +32,7 @@ def build_metrics(
     skipped: Optional[dict[str, dict]] = None,
 ) -> dict[str, Any]:
     import nextvid
-    from nextvid.train.checkpoint import git_commit
+    from nextvid.provenance import git_commit
 
     n = len(trained.pairs)
     heads = []

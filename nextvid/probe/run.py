@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
 from nextvid.config import ConfigError
 from nextvid.probe import fit, report
+from nextvid.probe.data import ProbeData
 from nextvid.probe.encoders import TokenSource
 from nextvid.probe.features import CachedTrainFeatures, ClipSet, LiveTrainFeatures, build_store, feature_key
 from nextvid.probe.heads import ProbeGrid
@@ -26,20 +26,6 @@ from nextvid.probe.protocol import ProbeProtocol
 from nextvid.train import precision as precisions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ProbeData:
-    """train_clips(epoch): the training split, one view of all segments per sample (augmented when
-    the protocol says so, else the same deterministic clips every epoch). heldout_clips: the training
-    split with the evaluation views (S x V, deterministic), same positions; needed only when the
-    training views differ from them. val_clips: the evaluation split, S x V deterministic views."""
-
-    train_clips: Callable[[int], ClipSet]
-    val_clips: ClipSet
-    num_classes: int
-    heldout_clips: Optional[ClipSet] = None
-    record: dict[str, Any] = field(default_factory=dict)  # manifests and their sha256, sizes
 
 
 class Rows:

@@ -26,10 +26,9 @@ log = logging.getLogger(__name__)
 def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder: str = "reference", overrides: list[str] = (),
                      max_samples: int = 500, device: str = "cpu", chunk: int = 4, backend: str = "auto") -> dict[str, Any]:
     from nextvid.data.badinput import is_marker
-    from nextvid.data.datasets import EvalClips, ManifestSource
+    from nextvid.data.datasets import ManifestSource
     from nextvid.data.manifest import read_manifest
-    from nextvid.data.sampling import ClipSpec
-    from nextvid.probe.data import eval_short_side
+    from nextvid.probe.data import eval_clips
     from nextvid.probe.encoders import load_token_source
     from nextvid.probe.features import encode_views
     from nextvid.probe.protocol import load_protocol
@@ -38,8 +37,7 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
     protocol = load_protocol(benchmark, None, [*overrides, f"val_manifest={json.dumps(val_manifest)}"])
     source = load_token_source(checkpoint, encoder, protocol)
     manifest = read_manifest(val_manifest)
-    clips = EvalClips(ManifestSource(manifest, backend), ClipSpec(protocol.frames, frame_step=protocol.frame_step), protocol.resolution,
-                      protocol.segments, protocol.views, short_side=eval_short_side(protocol.resolution, protocol.views))
+    clips = eval_clips(protocol, ManifestSource(manifest, backend), protocol.views)
     positions = pick_samples(clips.labels, max_samples)
     module = source.module.to(device)
     bf16 = resolve_precision(protocol.precision, torch.device(device), "the protocol's precision") == "bf16"

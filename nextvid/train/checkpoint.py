@@ -16,7 +16,6 @@ import os
 import platform
 import random
 import re
-import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +24,7 @@ import torch
 
 from nextvid.io import TEMP_SUFFIX, atomic_path
 from nextvid.layout import step_name
+from nextvid.provenance import git_commit
 
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
@@ -63,21 +63,6 @@ def provenance() -> dict[str, str]:
         "timm": timm.__version__,
         "python": platform.python_version(),
     }
-
-
-def git_commit() -> str:
-    """The commit of the code that runs (a submitit snapshot keeps .git out, so fall back to the
-    NEXTVID_GIT_COMMIT the launcher recorded at submission)."""
-    if "NEXTVID_GIT_COMMIT" in os.environ:
-        return os.environ["NEXTVID_GIT_COMMIT"]
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    commit = out.stdout.strip() if out.returncode == 0 else "unknown"
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return commit + ("-dirty" if commit != "unknown" and dirty.stdout.strip() else "")
 
 
 def save(directory: str | Path, state: dict[str, Any], keep: bool = False) -> Path:

@@ -27,9 +27,10 @@ from nextvid.data.badinput import SkipLog
 from nextvid.data.datasets import make_loader
 from nextvid.io import atomic_write_json
 from nextvid.masking import MaskSampler
-from nextvid.models.nextvid import PretrainModel, build_model, mix_seed
+from nextvid.models.nextvid import PretrainModel, build_model
 from nextvid.models.targets import build_target
 from nextvid.progress import Progress
+from nextvid.provenance import mix_seed
 from nextvid.train import checkpoint as ckpt
 from nextvid.train import distributed
 from nextvid.train import precision as precisions

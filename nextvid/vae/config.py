@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nextvid.config import ConfigError, _to_plain, check_ranges, merge, parse_override
+from nextvid.config_engine import ConfigError, check_ranges, merge, parse_override, to_plain
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class VaeConfig:
         return 2 ** (len(self.block_out_channels) - 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
 
 def load_vae_config(overrides: list[str] = ()) -> VaeConfig:

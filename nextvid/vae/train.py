@@ -26,7 +26,7 @@ from nextvid.data.badinput import SkipLog
 from nextvid.data.video import Backend
 from nextvid.io import atomic_dir, atomic_write_json, sha256_file
 from nextvid.progress import Progress
-from nextvid.train.checkpoint import git_commit
+from nextvid.provenance import git_commit
 from nextvid.vae.config import VaeConfig
 from nextvid.vae.data import HeldOutFrames, MixtureFrames, held_out_batches, mixture_batches
 from nextvid.vae.evaluate import latent_stats, reconstruction_quality
