@@ -17,7 +17,7 @@ pytest.importorskip("diffusers")
 from nextvid import config  # noqa: E402
 from nextvid.cli import main  # noqa: E402
 from nextvid.data.badinput import SkipLog  # noqa: E402
-from nextvid.data.embedded import write_image, write_video  # noqa: E402
+from nextvid.data.embedded_render import write_clip, write_image  # noqa: E402
 from nextvid.data.manifest import Sample, write_manifest  # noqa: E402
 from nextvid.models.targets import VaeTarget, load_vae_target, target_dim  # noqa: E402
 from nextvid.vae import train as vae_train  # noqa: E402
@@ -58,11 +58,11 @@ def mixture(tmp_path_factory) -> dict:
         write_image(root / "files" / f"img{i}.png", pattern(rng)[0])
         images.append(Sample(f"files/img{i}.png"))
     for i in range(4):
-        write_video(root / "files" / f"clip{i}.mp4", pattern(rng, frames=6), fps=8)
+        write_clip(root / "files" / f"clip{i}.mp4", pattern(rng, frames=6), fps=8)
         clips.append(Sample(f"files/clip{i}.mp4"))
     for i in range(3):
         write_image(root / "files" / f"val{i}.png", pattern(rng)[0])
-        write_video(root / "files" / f"valclip{i}.mp4", pattern(rng, frames=6), fps=8)
+        write_clip(root / "files" / f"valclip{i}.mp4", pattern(rng, frames=6), fps=8)
         val += [Sample(f"files/val{i}.png"), Sample(f"files/valclip{i}.mp4")]
     write_manifest(root / "images.tsv", images, {})
     write_manifest(root / "clips.tsv", clips, {})
