@@ -19,6 +19,7 @@ from nextvid.models.nextvid import build_model
 from nextvid.presets import get_preset
 from nextvid.probe.protocol import get_protocol
 from nextvid.train import checkpoint as ckpt
+from nextvid.train.schedule import samples_before
 
 SIZE, FRAMES = 64, 12
 
@@ -76,6 +77,7 @@ def probe(bench_dir, out, *extra):
 def test_probe_command_writes_complete_metrics(bench_dir, tmp_path):
     m = probe(bench_dir, tmp_path / "p", "--checkpoint", str(bench_dir / "run" / ckpt.LATEST), "--set", "views=2")
     assert m["checkpoint"]["step"] == 7 and len(m["checkpoint"]["sha256"]) == 64
+    assert m["checkpoint"]["clips_seen"] == samples_before(get_preset("nano").schedule, 7) == 28  # the budget, for checkpoints that predate its record
     assert m["encoder"]["encoder"] == "reference" and m["encoder"]["layers"] == [1]
     assert m["encoder"]["attention_mask"] == "frame_causal"
     data = m["data"]

@@ -54,9 +54,14 @@ def template(tmp_path_factory) -> dict:
 
 
 def put(root: Path, template: dict, variant: str, seed: int, step: int, bench: str, top1: float, heldout: float | None = None,
-        config: str = "tiny") -> Path:
+        config: str = "tiny", clips_per_step: int | None = 16) -> Path:
+    """A copy of the template at (variant, seed, step, bench); clips_per_step None: a metrics file written
+    before probes recorded the clips seen."""
     m = copy.deepcopy(template)
     m["benchmark"], m["checkpoint"]["step"] = bench, step
+    m["checkpoint"].pop("clips_seen", None)
+    if clips_per_step is not None:
+        m["checkpoint"]["clips_seen"] = step * clips_per_step
     m["results"]["best_on_val"]["top1"] = top1
     m["results"]["heldout_selected"]["top1"] = top1 - 3 if heldout is None else heldout
     path = layout.probe_metrics(config, variant, seed, step, bench, root / "results")
@@ -198,7 +203,15 @@ def test_final_step_by_default_or_the_step_asked(tmp_path, template):
     early = build_table("table2_design", results_of(paths, step=100), step=100)
     assert early.wide.set_index("variant").loc["nextvid", "images.best_on_val.mean"] == pytest.approx(11.0)
     assert early.wide.set_index("variant").loc["random", "images.best_on_val.mean"] == pytest.approx(5.0)  # reference rows: step 0
-    assert "at step 100" in early.caption[0]
+    assert "at step 100 (1,600 clips)" in early.caption[0]
+    assert "final probed step (step 300 (4,800 clips))" in build_table("table2_design", results_of(paths)).caption[0]
+
+
+def test_results_without_clips_seen_still_load_and_say_steps(tmp_path, template):
+    paths = [put(tmp_path, template, "nextvid", 0, 100, b, 10.0, clips_per_step=None) for b in BENCHES]
+    df = load_results(paths)
+    assert df["clips"].isna().all()
+    assert "at each run's final probed step (step 100)" in build_table("table2_design", results_of(paths)).caption[0]
 
 
 def test_inconsistent_inputs_are_errors(tmp_path, template):
@@ -449,6 +462,7 @@ def test_figures_written(runs, tmp_path, template):
         assert (out / f"{fig}.png").read_bytes()[:8] == PNG
         assert len((out / f"{fig}.caption.rst").read_text()) > 50
     assert "warmup, stable1, stable2, cooldown" in (out / "fig6_losses.caption.rst").read_text()
+    assert "The x axis is clips seen" in (out / "fig4_probe_vs_step.caption.rst").read_text()
     assert main(["report", "figures", "--out", str(out)]) == 1  # nothing to draw
 
 

@@ -105,15 +105,19 @@ def _resolve_checkpoint(checkpoint: str, protocol: ProbeProtocol) -> tuple[Confi
     from nextvid.io import sha256_file
     from nextvid.presets import get_preset
     from nextvid.train import checkpoint as ckpt
+    from nextvid.train.schedule import samples_before
 
     if checkpoint.startswith(RANDOM_PREFIX):
         preset = checkpoint[len(RANDOM_PREFIX):]
         cfg, state = get_preset(preset), None
-        record: dict[str, Any] = {"path": checkpoint, "step": 0, "preset": preset, "seed": protocol.seed, "sha256": None}
+        record: dict[str, Any] = {"path": checkpoint, "step": 0, "clips_seen": 0, "preset": preset, "seed": protocol.seed, "sha256": None}
     else:
         state = ckpt.load(checkpoint)
         cfg = from_dict(Config, state["config"])
-        record = {"path": str(checkpoint), "step": int(state["step"]), "sha256": sha256_file(checkpoint), "config_hash": cfg.training_hash()}
+        step = int(state["step"])  # clips seen: recorded by the trainer; a function of the schedule for older checkpoints
+        clips = int(state.get("samples_seen", samples_before(cfg.schedule, step)))
+        record = {"path": str(checkpoint), "step": step, "clips_seen": clips,
+                  "sha256": sha256_file(checkpoint), "config_hash": cfg.training_hash()}
     record["pretrain_resolution"] = cfg.model.encoder.image_size
     if protocol.resolution % cfg.model.encoder.patch_size:
         raise ConfigError(f"resolution: {protocol.resolution} is not a multiple of the patch size {cfg.model.encoder.patch_size}")

@@ -16,6 +16,8 @@ from nextvid.probe.fit import TrainedGrid
 from nextvid.probe.protocol import ProbeProtocol
 
 SCHEMA_VERSION = 1
+# what names the probed checkpoint: clips_seen is the budget in clips (steps x batch, stage by stage)
+CHECKPOINT_KEYS = ("path", "step", "clips_seen", "sha256")
 METRICS = "metrics.json"
 
 
@@ -45,8 +47,8 @@ def build_metrics(
     return {
         "schema": SCHEMA_VERSION,
         "benchmark": protocol.benchmark,
-        "checkpoint": {k: encoder[k] for k in ("path", "step", "sha256") if k in encoder},
-        "encoder": {k: v for k, v in encoder.items() if k not in ("path", "step", "sha256")},
+        "checkpoint": {k: encoder[k] for k in CHECKPOINT_KEYS if k in encoder},
+        "encoder": {k: v for k, v in encoder.items() if k not in CHECKPOINT_KEYS},
         "data": data,
         "clips": {
             "frames_segments_views": protocol.clip_spec,

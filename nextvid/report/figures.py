@@ -49,11 +49,14 @@ def save(fig, out_dir: str | Path, name: str, caption: str) -> Path:
 
 def probe_vs_step(results: pd.DataFrame, out_dir: str | Path) -> Path:
     """Fig. 4: one panel per benchmark, one line per variant (mean ± std band over seeds at each
-    probed step), the reference rows as horizontal lines. `results`: every step, with `avg`."""
+    probed checkpoint, placed at the clips it had seen), the reference rows as horizontal lines. `results`: every step, with `avg`."""
     df = results[results["rule"] == PAPER_RULE]
     if df.empty:
         raise ValueError("Fig. 4: no probe results")
     benches = benchmark_columns(df, "fig4")
+    # the budget axis in clips seen (issue 20); in steps where some metrics predate clips_seen
+    pretrained = df[~df["variant"].isin(REFERENCE_VARIANTS)]
+    x = "clips" if pretrained["clips"].notna().all() else "step"
     fig, axes = plt.subplots(1, len(benches), figsize=(3.6 * len(benches), 3.2), squeeze=False)
     for ax, bench in zip(axes[0], benches):
         part = df[df["benchmark"] == bench]
@@ -65,21 +68,22 @@ def probe_vs_step(results: pd.DataFrame, out_dir: str | Path) -> Path:
                 if std == std:
                     ax.axhspan(mean - std, mean + std, color=colour(variant), alpha=0.1, lw=0)
                 continue
-            stats = [(step, *summarise(g["top1"])) for step, g in rows.groupby("step")]
-            steps, means, stds = (np.array([s[i] for s in stats], dtype=float) for i in range(3))
-            ax.plot(steps, means, marker="o", ms=3, color=colour(variant), label=variant)
+            stats = [(budget, *summarise(g["top1"])) for budget, g in rows.groupby(x)]
+            budgets, means, stds = (np.array([s[i] for s in stats], dtype=float) for i in range(3))
+            ax.plot(budgets, means, marker="o", ms=3, color=colour(variant), label=variant)
             ok = ~np.isnan(stds)
-            ax.fill_between(steps[ok], (means - stds)[ok], (means + stds)[ok], color=colour(variant), alpha=0.2, lw=0)
+            ax.fill_between(budgets[ok], (means - stds)[ok], (means + stds)[ok], color=colour(variant), alpha=0.2, lw=0)
         ax.set_title(column_label(bench), fontsize=9)
-        ax.set_xlabel("pretraining step")
+        ax.set_xlabel("clips seen" if x == "clips" else "pretraining step")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("top-1 (%)")
     _legend(fig, axes)
     caption = (
-        "Fig. 4 (ours): attentive-probe top-1 on the frozen encoder against pretraining step, one panel per benchmark "
+        "Fig. 4 (ours): attentive-probe top-1 on the frozen encoder against the pretraining budget, one panel per benchmark "
         "(labelled with the paper benchmark it mirrors; avg: mean of the IN1K and SSv2 mirrors). Lines: mean over seeds, "
         "band: ± sample std; dashed: reference rows (random-init encoder, raw pixels). Head selection: best on val "
-        "(the paper's convention). The paper plots against data seen; here steps (the batch is fixed within a stage)."
+        "(the paper's convention). " + ("The x axis is clips seen (steps x batch, stage by stage), as the paper plots data seen."
+                                 if x == "clips" else "The x axis is steps: some metrics predate the clips-seen record.")
     )
     return save(fig, out_dir, FIG4, caption)
 

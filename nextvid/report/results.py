@@ -2,7 +2,8 @@
 says (nextvid.layout) and checked against what the file says, so a number can never land in the
 wrong cell. Tables, figures and findings all read results through here.
 
-Columns: config, variant, seed, step, benchmark, rule, top1, path. `rule` is `best_on_val` (the
+Columns: config, variant, seed, step, clips, benchmark, rule, top1, path. `clips` is the clips the
+probed checkpoint had seen (NaN for metrics written before probes recorded it). `rule` is `best_on_val` (the
 paper's convention) or `heldout_selected`. The pseudo-benchmark `avg` (`mirror_average`) is the
 per-seed mean of the two benchmarks that are (paper protocols) or mirror (embedded benchmarks) the
 paper's IN1K and SSv2, the pair the paper averages in its ablation tables.
@@ -23,7 +24,7 @@ from nextvid.report.paper import EMBEDDED_MIRRORS, PAPER_PROTOCOLS
 RULES = ("best_on_val", "heldout_selected")
 PAPER_RULE = "best_on_val"
 AVG = "avg"
-COLUMNS = ["config", "variant", "seed", "step", "benchmark", "rule", "top1", "path"]
+COLUMNS = ["config", "variant", "seed", "step", "clips", "benchmark", "rule", "top1", "path"]
 AVG_OF = ("IN1K", "SSv2")  # the paper benchmarks its ablation tables average
 
 
@@ -45,12 +46,13 @@ def read_metrics(path: str | Path) -> list[dict]:
     step = (metrics.get("checkpoint") or {}).get("step")
     if step is not None and int(step) != key.step:
         raise ResultsError(f"{path}: the probed checkpoint is at step {step}, the path says step {key.step}")
+    clips = (metrics.get("checkpoint") or {}).get("clips_seen")
     rows = []
     for rule in RULES:
         result = metrics.get("results", {}).get(rule)
         if result is not None:
             rows.append({"config": key.config, "variant": key.variant, "seed": key.seed, "step": key.step,
-                         "benchmark": key.benchmark, "rule": rule, "top1": float(result["top1"]), "path": str(path)})
+                         "clips": math.nan if clips is None else int(clips), "benchmark": key.benchmark, "rule": rule, "top1": float(result["top1"]), "path": str(path)})
     if not any(r["rule"] == PAPER_RULE for r in rows):
         raise ResultsError(f"{path}: no results.{PAPER_RULE}")
     return rows
@@ -96,11 +98,18 @@ def mirror_average(df: pd.DataFrame) -> pd.DataFrame:
     mirror = df["benchmark"].map(paper_benchmark)
     part = df[mirror.isin(AVG_OF)].assign(mirror=mirror)
     keys = ["config", "variant", "seed", "step", "rule"]
-    groups = part.groupby(keys).agg(top1=("top1", "mean"), n=("mirror", "nunique"), rows=("mirror", "size"),
+    groups = part.groupby(keys).agg(top1=("top1", "mean"), clips=("clips", "first"), n=("mirror", "nunique"), rows=("mirror", "size"),
                                     path=("path", lambda p: ";".join(sorted(p))))
     groups = groups[(groups["n"] == len(AVG_OF)) & (groups["rows"] == len(AVG_OF))].drop(columns=["n", "rows"]).reset_index()
     groups["benchmark"] = AVG
     return pd.concat([df, groups[COLUMNS]], ignore_index=True)
+
+
+def budget_label(df: pd.DataFrame) -> str:
+    """The probed budgets of `df`'s pretrained rows: "step S (C clips)" per distinct pair (issue 20:
+    budgets in clips seen); "step S" where the metrics predate clips_seen."""
+    pairs = sorted({(int(s), None if c != c else int(c)) for s, c in zip(df["step"], df["clips"])}, key=lambda p: p[0])
+    return ", ".join(f"step {s}" + ("" if c is None else f" ({c:,} clips)") for s, c in pairs) or "none"
 
 
 def summarise(values: Iterable[float]) -> tuple[float, float, int]:

@@ -20,7 +20,7 @@ from nextvid.experiments import VARIANTS
 from nextvid.layout import REFERENCE_VARIANTS
 from nextvid.report import paper
 from nextvid.report.runs import Run
-from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, aggregate, format_cell, paper_benchmark
+from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, aggregate, budget_label, format_cell, paper_benchmark
 
 TABLES = ("table1", *paper.ABLATIONS)
 REFERENCE_LABELS = {"random": "random-init encoder (no pretraining)", "pixels": "raw pixels (no encoder)"}
@@ -216,8 +216,8 @@ def _sources(name: str, results: pd.DataFrame, variant: str, label: str, benches
 
 
 def _caption(name: str, results: pd.DataFrame, step: Optional[int]) -> list[str]:
-    steps = sorted(set(results.loc[~results["variant"].isin(REFERENCE_VARIANTS), "step"])) if not results.empty else []
-    when = f"at step {step}" if step is not None else f"at each run's final probed step ({', '.join(map(str, steps)) or 'none'})"
+    pretrained = results[~results["variant"].isin(REFERENCE_VARIANTS)]
+    when = f"at {budget_label(pretrained)}" if step is not None else f"at each run's final probed step ({budget_label(pretrained)})"
     config = ", ".join(sorted(set(results["config"]))) or "no results"
     lines = [
         f"Ours: config {config}, top-1 (%) of the attentive probe on the frozen encoder {when}, "
