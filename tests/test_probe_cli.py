@@ -102,7 +102,8 @@ def test_reference_rows_random_and_pixels(bench_dir, tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [(["--set", "segmnts=2"], "segmnts: unknown key"), ([], "train_manifest: no manifest given"), (["--encoder", "pixels", "--set", "pixel_pool=3"], "pixel_pool: 3 does not divide"),
-     (["--finetune", "--encoder", "pixels"], "--finetune: raw pixels have no encoder"), (["--finetune", "--recompute-features"], "a finetune caches no features")],
+     (["--finetune", "--encoder", "pixels"], "--finetune: raw pixels have no encoder"), (["--finetune", "--recompute-features"], "a finetune caches no features"),
+     (["--encoder-lr-scale", "0.1"], "only a finetune trains the encoder")],
 )
 def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, extra, message):
     rc = main(["probe", "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path), *extra])

@@ -89,6 +89,16 @@ def test_finetune_views_and_selection_rule(tmp_path):
     assert 0 <= m["results"]["heldout_selected"]["heldout_top1"] <= 100
 
 
+def test_encoder_lr_scale_slows_the_encoder_only(tmp_path):
+    protocol = load_protocol("motion", overrides=FAST + ["holdout_fraction=0", "epochs=2"])
+    full = run_finetune(bottleneck_source(), protocol, data(), tmp_path / "a")
+    slow = run_finetune(bottleneck_source(), protocol, data(), tmp_path / "b", encoder_lr_scale=0.01)
+    assert slow["finetune"]["encoder_lr_scale"] == 0.01 and full["finetune"]["encoder_lr_scale"] == 1.0
+    assert 0 < slow["finetune"]["runs"][0]["encoder_relative_change"] < 0.1 * full["finetune"]["runs"][0]["encoder_relative_change"]
+    with pytest.raises(ConfigError, match="encoder-lr-scale"):
+        run_finetune(bottleneck_source(), protocol, data(), tmp_path / "c", encoder_lr_scale=0)
+
+
 def test_finetune_refuses_an_encoder_free_source(tmp_path):
     protocol = load_protocol("motion", overrides=FAST)
     with pytest.raises(ConfigError, match="no weights to train"):

@@ -35,6 +35,7 @@ def configure(parser) -> None:
     parser.add_argument("--recompute-features", action="store_true", help="recompute the training features every epoch even where they could be cached")
     parser.add_argument("--finetune", action="store_true",
                         help="train the encoder and the head end to end with labels (the supervised ceiling); metrics.json says mode: finetune")
+    parser.add_argument("--encoder-lr-scale", type=float, default=1.0, help="--finetune: the encoder's learning rate is the grid's times this (default 1)")
 
 
 def resolve_probe(args):
@@ -73,12 +74,14 @@ def run(args) -> int:
 
     if args.finetune and args.recompute_features:
         raise ConfigError("--recompute-features: a finetune caches no features (the encoder changes every step); drop one of the two")
+    if args.encoder_lr_scale != 1.0 and not args.finetune:
+        raise ConfigError("--encoder-lr-scale: only a finetune trains the encoder (add --finetune)")
     if args.finetune and args.encoder == "pixels":
         raise ConfigError("--finetune: raw pixels have no encoder to train; finetune a checkpoint or random:PRESET")
     protocol, source, data, device = resolve_probe(args)
     try:
         if args.finetune:
-            metrics = run_finetune(source, protocol, data, args.out, device=device, workers=args.workers)
+            metrics = run_finetune(source, protocol, data, args.out, device=device, workers=args.workers, encoder_lr_scale=args.encoder_lr_scale)
         else:
             metrics = run_probe(
                 source, protocol, data, args.out, device=device, chunk=args.extract_batch, workers=args.workers,

@@ -122,9 +122,13 @@ def _bytes(clips: ClipSet, protocol: ProbeProtocol, views: int) -> int:
     return len(clips) * protocol.segments * views * 3 * protocol.frames * protocol.resolution ** 2 * 4
 
 
-def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, out_dir, device="cpu", workers: int = 0) -> dict:
+def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, out_dir, device="cpu", workers: int = 0,
+                 encoder_lr_scale: float = 1.0) -> dict:
     """Finetune one model per grid entry, evaluate each on val (and the selection copies on the
-    held-out part); returns (and writes) the metrics."""
+    held-out part); returns (and writes) the metrics. The encoder's learning rate is the grid's
+    times `encoder_lr_scale` (the head's is the grid's)."""
+    if not 0 < encoder_lr_scale <= 1e3:
+        raise ConfigError(f"--encoder-lr-scale: {encoder_lr_scale} must be in (0, 1000]")
     device = torch.device(device)
     train0 = data.train_clips(0)
     check_clips(train0, protocol, views=1, name="training")
@@ -152,7 +156,7 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     val_probs, held_probs, losses, changes, val_rows, held_rows = [], [], [], [], [], []
     t = time.perf_counter()
     for r, (lr, wd, excluded) in enumerate(runs):
-        model, loss, change = _train(source, protocol, data, train, excluded, lr, wd, device, bf16, f"finetune {r + 1}/{len(runs)} (lr {lr:g})")
+        model, loss, change = _train(source, protocol, data, train, excluded, lr, wd, encoder_lr_scale, device, bf16, f"finetune {r + 1}/{len(runs)} (lr {lr:g})")
         losses.append(loss)
         changes.append(change)
         if excluded:
@@ -181,7 +185,8 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     metrics["finetune"] = {
         "trained": "encoder and attentive head, end to end, with labels",
         "training_clips": "decoded once, kept in RAM" if keep_train else "decoded every epoch",
-        "optimizer": "AdamW, one model per (lr, wd), the same lr for encoder and head, no wd on biases/norms/query, no grad clipping",
+        "optimizer": "AdamW, one model per (lr, wd), no wd on biases/norms/query, no grad clipping",
+        "encoder_lr_scale": encoder_lr_scale,  # the encoder's lr: the grid's lr times this
         "runs": [{"lr": lr, "weight_decay": wd, "without_heldout": bool(ex), "train_loss": loss, "encoder_relative_change": ch}
                  for (lr, wd, ex), loss, ch in zip(runs, losses, changes)],
     }
@@ -190,11 +195,14 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     return metrics
 
 
-def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd, device, bf16, label):
+def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd, encoder_scale, device, bf16, label):
     """One model: (model, mean training loss of its last epoch, relative L2 change of the encoder's weights)."""
     model = Finetuned(source, data.num_classes, protocol).to(device)
     before = torch.cat([p.detach().flatten().clone() for p in model.encoder.parameters()])
-    groups = param_groups_weight_decay(model, wd, no_weight_decay_list=("head.query",))
+    groups = param_groups_weight_decay(model.head, wd, no_weight_decay_list=("query",))
+    for group in param_groups_weight_decay(model.encoder, wd):
+        group["scale"] = encoder_scale
+        groups.append(group)
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=protocol.betas)
     labels = data.train_clips(0).labels
     out = set(excluded)
@@ -208,7 +216,7 @@ def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd
             clips = data.train_clips(epoch) if protocol.augment else None
             for item in train.batches(fit.minibatches(rows, protocol.batch_size, protocol.seed, epoch), clips):
                 for group in optimizer.param_groups:
-                    group["lr"] = lr * lr_factor(step, total, warmup, protocol.lr_schedule)
+                    group["lr"] = lr * group.get("scale", 1.0) * lr_factor(step, total, warmup, protocol.lr_schedule)
                 step += 1
                 if item is None:
                     continue
