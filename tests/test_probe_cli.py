@@ -103,12 +103,25 @@ def test_reference_rows_random_and_pixels(bench_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--set", "segmnts=2"], "segmnts: unknown key"), ([], "train_manifest: no manifest given"), (["--encoder", "pixels", "--set", "pixel_pool=3"], "pixel_pool: 3 does not divide")],
+    [(["--set", "segmnts=2"], "segmnts: unknown key"), ([], "train_manifest: no manifest given"), (["--encoder", "pixels", "--set", "pixel_pool=3"], "pixel_pool: 3 does not divide"),
+     (["--finetune", "--encoder", "pixels"], "--finetune: raw pixels have no encoder"), (["--finetune", "--recompute-features"], "a finetune caches no features"),
+     (["--encoder-lr-scale", "0.1"], "only a finetune trains the encoder")],
 )
 def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, extra, message):
     rc = main(["probe", "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_finetune_command_marks_its_record(bench_dir, tmp_path, capsys):
+    """`--finetune` from random:nano through the real clip sets: a complete record, marked, with the
+    same data and protocol provenance as a frozen probe's."""
+    m = probe(bench_dir, tmp_path / "f", "--checkpoint", "random:nano", "--finetune", "--set", "precision=fp32")
+    assert m["mode"] == "finetune" and m["checkpoint"]["path"] == "random:nano" and m["encoder"]["encoder"] == "random"
+    assert set(m["results"]) == {"best_on_val", "heldout_selected"} and len(m["finetune"]["runs"]) == 4
+    assert m["data"]["num_val"] == 7 and m["data"]["train_sha256"] and m["provenance"]["git_commit"]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mode"] == "finetune"
+    assert not (tmp_path / "f" / "features").exists()  # nothing cached: the encoder changes
 
 
 def test_clip_sets_are_the_data_layers_eval_clips(bench_dir):

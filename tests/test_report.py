@@ -220,6 +220,9 @@ def test_inconsistent_inputs_are_errors(tmp_path, template):
     atomic_write_json(bad, {**template, "benchmark": "motion"})
     with pytest.raises(ResultsError, match="benchmark 'motion', its path says 'images'"):
         load_results([bad])
+    atomic_write_json(bad, {**template, "benchmark": "images", "mode": "finetune"})
+    with pytest.raises(ResultsError, match="'finetune' record .* where a frozen probe's belongs"):
+        load_results([bad])
     other = put(tmp_path, template, "nextvid", 0, 100, "motion", 50.0, config="vit_l")
     with pytest.raises(ResultsError, match="several configs"):
         load_results([good, other])

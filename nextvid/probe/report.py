@@ -47,6 +47,7 @@ def build_metrics(
     return {
         "schema": SCHEMA_VERSION,
         "benchmark": protocol.benchmark,
+        "mode": "frozen",  # nextvid.probe.finetune overwrites it: "finetune" (the supervised ceiling)
         "checkpoint": {k: encoder[k] for k in CHECKPOINT_KEYS if k in encoder},
         "encoder": {k: v for k, v in encoder.items() if k not in CHECKPOINT_KEYS},
         "data": data,

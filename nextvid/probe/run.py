@@ -62,8 +62,8 @@ def run_probe(
     if cache_train and protocol.augment:
         raise ConfigError("augment: training views are augmented, so their features cannot be cached")
     train0 = data.train_clips(0)
-    _check(train0, protocol, views=1, name="training")
-    _check(data.val_clips, protocol, views=protocol.views, name="validation")
+    check_clips(train0, protocol, views=1, name="training")
+    check_clips(data.val_clips, protocol, views=protocol.views, name="validation")
     timing: dict[str, float] = {}
     resolved = precisions.resolve(protocol.precision, device, "the protocol's precision")
     bf16 = resolved == "bf16"
@@ -163,7 +163,7 @@ _NOT_IN_FEATURES = {"seed", "heads", "mlp_ratio", "epochs", "batch_size", "grid"
                     "holdout_fraction", "benchmark", "max_bad_fraction"}
 
 
-def _check(clips: ClipSet, protocol: ProbeProtocol, views: int, name: str) -> None:
+def check_clips(clips: ClipSet, protocol: ProbeProtocol, views: int, name: str) -> None:
     if clips.segments != protocol.segments or clips.views != views:
         raise ValueError(f"the {name} clip set gives {clips.segments} segments x {clips.views} views, the protocol wants {protocol.segments} x {views}")
     if len(clips.labels) != len(clips):

@@ -41,6 +41,8 @@ def read_metrics(path: str | Path) -> list[dict]:
         raise ResultsError(f"{path}: cannot be read ({err})") from err
     if metrics.get("schema") != 1:
         raise ResultsError(f"{path}: metrics schema {metrics.get('schema')!r}, this report reads schema 1")
+    if metrics.get("mode", "frozen") != "frozen":  # records before the field were frozen probes
+        raise ResultsError(f"{path}: a {metrics.get('mode')!r} record (`nextvid probe --finetune`: a supervised ceiling), where a frozen probe's belongs")
     if metrics.get("benchmark") != key.benchmark:
         raise ResultsError(f"{path}: the file is for benchmark {metrics.get('benchmark')!r}, its path says {key.benchmark!r}")
     step = (metrics.get("checkpoint") or {}).get("step")
