@@ -51,8 +51,8 @@ class PretrainJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         from nextvid.config import from_dict
-        from nextvid.train import distributed
         from nextvid.data.mixture import pretraining_dataset
+        from nextvid.train import distributed
         from nextvid.train.loop import Trainer
 
         configure_job_logging()

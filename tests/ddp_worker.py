@@ -6,12 +6,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import json  # noqa: E402
+
 from clips import DriftingPatterns  # noqa: E402
 
-from nextvid.config import from_dict, Config  # noqa: E402
+from nextvid.config import Config, from_dict  # noqa: E402
 from nextvid.train import distributed  # noqa: E402
 from nextvid.train.loop import Trainer  # noqa: E402
-import json  # noqa: E402
 
 torch.set_num_threads(1)
 cfg = from_dict(Config, json.loads(Path(sys.argv[2]).read_text()))

@@ -10,8 +10,16 @@ import torchvision.transforms.v2.functional as TF
 
 from nextvid.data.datasets import EvalClips, ManifestSource, TrainClips
 from nextvid.data.manifest import Sample, write_manifest
-from nextvid.data.sampling import (ClipSpec, clip_indices, offsets, random_clip, sample_rng, segment_clips,
-                                   segment_starts, span)
+from nextvid.data.sampling import (
+    ClipSpec,
+    clip_indices,
+    offsets,
+    random_clip,
+    sample_rng,
+    segment_clips,
+    segment_starts,
+    span,
+)
 from nextvid.data.transforms import RandomResizedCropFlip, SpatialViews, as_tchw, view_origins
 from nextvid.data.video import write_video
 

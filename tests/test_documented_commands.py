@@ -127,7 +127,7 @@ def check_nextvid(argv: list[str]) -> None:
         with contextlib.redirect_stderr(err):
             try:
                 build_parser().parse_args(args)
-            except SystemExit as exit_:
+            except SystemExit:
                 raise AssertionError(f"nextvid's parser refuses it: {err.getvalue().strip()}") from None
 
 

@@ -4,8 +4,6 @@ model gives the eager one's loss and gradients."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 

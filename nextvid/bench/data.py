@@ -142,9 +142,8 @@ class _RawClips:
     def load(self, i: int, rng: np.random.Generator, index: int) -> dict:
         import torch
 
-        from nextvid.data.sampling import random_clip
-
         from nextvid.data.badinput import BadInputError, bad_marker
+        from nextvid.data.sampling import random_clip
 
         try:
             reader = self.source.open(i)

@@ -17,7 +17,15 @@ from __future__ import annotations
 import statistics
 from typing import Callable
 
-from nextvid.bench.train import add_timing_arguments, bf16_verdict, cpu_flags, interleaved, load_average, parse_dtypes, threads
+from nextvid.bench.train import (
+    add_timing_arguments,
+    bf16_verdict,
+    cpu_flags,
+    interleaved,
+    load_average,
+    parse_dtypes,
+    threads,
+)
 
 
 def configure(parser) -> None:

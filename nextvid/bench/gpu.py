@@ -18,6 +18,7 @@ preset (for tests; the figures then mean nothing for GPUs).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 KERNELS = ("flex", "sdpa")
@@ -107,8 +108,7 @@ def run_case(preset: str, kernel: str, args, device, rate: float) -> dict:
         seeds = [mix_seed(cfg.seed, i) for i in range(per_gpu)]
         precision = resolve(cfg.schedule.precision, device, "schedule.precision")
 
-        def step():
-            train_step(model, optimizer, video, masks, p, cfg, seeds, precision=precision)
+        step = functools.partial(train_step, model, optimizer, video, masks, p, cfg, seeds, precision=precision)
 
         for _ in range(args.warmup):
             step()

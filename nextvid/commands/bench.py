@@ -34,9 +34,8 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from nextvid.bench import environment
-    from nextvid.io import atomic_write_json
-
     from nextvid.data.badinput import TooManyBadInputs
+    from nextvid.io import atomic_write_json
 
     module = importlib.import_module(BENCHMARKS[args.benchmark][0])
     try:

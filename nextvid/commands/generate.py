@@ -36,7 +36,14 @@ def run(args) -> int:
     from nextvid.layout import checkpoint_label
     from nextvid.report import grids
     from nextvid.report.figures import save
-    from nextvid.report.generation import GenerationError, clip_spec, generate, load_generator, pick_samples, save_samples
+    from nextvid.report.generation import (
+        GenerationError,
+        clip_spec,
+        generate,
+        load_generator,
+        pick_samples,
+        save_samples,
+    )
     from nextvid.train.checkpoint import CheckpointError
 
     if args.threads is not None:

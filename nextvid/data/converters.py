@@ -19,9 +19,17 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from nextvid.data.badinput import BadRecord, SkipLog
-from nextvid.data.manifest import UNLABELLED, ManifestError, Sample, label_map_path, portable_path, read_label_map, write_manifest
-from nextvid.errors import read_user_json
+from nextvid.data.manifest import (
+    UNLABELLED,
+    ManifestError,
+    Sample,
+    label_map_path,
+    portable_path,
+    read_label_map,
+    write_manifest,
+)
 from nextvid.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from nextvid.errors import read_user_json
 
 log = logging.getLogger(__name__)
 

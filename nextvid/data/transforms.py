@@ -131,7 +131,7 @@ class SpatialViews:
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (V, C, T, size, size) float."""
         x = resize_short_side(as_tchw(frames), self.short_side or self.size)
-        crops = [x[..., t:t + self.size, l:l + self.size] for t, l in view_origins(x.shape[-2], x.shape[-1], self.size, self.views)]
+        crops = [x[..., top:top + self.size, left:left + self.size] for top, left in view_origins(x.shape[-2], x.shape[-1], self.size, self.views)]
         return torch.stack([to_model(c) for c in crops])
 
 

@@ -17,14 +17,13 @@ from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 from timm.layers import DropPath, Mlp
 from timm.layers.attention import AttentionRope
 from timm.models.eva import EvaBlock
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from nextvid.models.rope import apply_rope
-
 
 # token-frame rules, elementwise in (query frame, key frame): dense masks and FlexAttention's mask_mod
 FRAME_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

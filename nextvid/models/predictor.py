@@ -17,7 +17,15 @@ import torch
 from torch import nn
 
 from nextvid.config import PredictorConfig
-from nextvid.models.attention import CrossAttentionBlock, FrameMask, Kernel, RopeBlock, autoregressive_mask, call_block, frame_causal_mask
+from nextvid.models.attention import (
+    CrossAttentionBlock,
+    FrameMask,
+    Kernel,
+    RopeBlock,
+    autoregressive_mask,
+    call_block,
+    frame_causal_mask,
+)
 from nextvid.models.encoder import init_vit_weights, timm_mlp_ratio
 from nextvid.models.rope import Rope3D
 

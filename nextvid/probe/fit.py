@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from nextvid.probe.features import FeatureStore
-from nextvid.progress import Progress
-from nextvid.provenance import mix_seed
 from nextvid.probe.heads import ProbeGrid, lr_factor, make_optimizer
 from nextvid.probe.protocol import ProbeProtocol
+from nextvid.progress import Progress
+from nextvid.provenance import mix_seed
 
 log = logging.getLogger(__name__)
 

@@ -102,8 +102,8 @@ def caption(meta: dict) -> str:
 
 def generations_figure(dirs: Sequence[str | Path], out_dir: str | Path, per_dir: int = 2) -> Path:
     """Fig. 5 from the samples.npz of `nextvid generate` runs (one block of rows per sample)."""
-    from nextvid.report.figures import save
     from nextvid.io import load_npz as load_samples
+    from nextvid.report.figures import save
 
     blocks, metas = [], []
     for d in dirs:

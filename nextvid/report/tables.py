@@ -19,8 +19,8 @@ import pandas as pd
 from nextvid.experiments import VARIANTS
 from nextvid.layout import REFERENCE_VARIANTS
 from nextvid.report import paper
-from nextvid.report.runs import Run
 from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, aggregate, budget_label, format_cell, paper_benchmark
+from nextvid.report.runs import Run
 
 TABLES = ("table1", *paper.ABLATIONS)
 REFERENCE_LABELS = {"random": "random-init encoder (no pretraining)", "pixels": "raw pixels (no encoder)"}

@@ -22,7 +22,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, Sampler
 
-from nextvid.config import Config, ConfigError, save as save_config
+from nextvid.config import Config, ConfigError
+from nextvid.config import save as save_config
 from nextvid.data.badinput import SkipLog
 from nextvid.data.datasets import make_loader
 from nextvid.io import atomic_write_json

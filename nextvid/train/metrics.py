@@ -9,7 +9,6 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Optional
 
 import torch
 
