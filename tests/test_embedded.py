@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nextvid.data import embedded, embedded_footage, embedded_render, sources, synth
-from nextvid.data import embedded_catalogue as catalogue
+from nextvid.data import embedded, embedded_catalogue as catalogue, embedded_footage, embedded_render, sources, synth
 from nextvid.data.manifest import UNLABELLED, read_manifest
 from nextvid.io import sha256_file
 

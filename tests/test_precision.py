@@ -14,8 +14,7 @@ from nextvid.cli import main
 from nextvid.config import merge
 from nextvid.presets import get_preset
 from nextvid.probe.protocol import PROTOCOLS, get_protocol
-from nextvid.train import checkpoint as ckpt
-from nextvid.train import precision
+from nextvid.train import checkpoint as ckpt, precision
 from nextvid.train.loop import Trainer
 from nextvid.train.precision import native_bf16, resolve
 

@@ -20,8 +20,7 @@ from nextvid.config import Config, ConfigError, merge
 from nextvid.data.badinput import TooManyBadInputs
 from nextvid.experiments import VARIANTS
 from nextvid.presets import get_preset
-from nextvid.train import checkpoint as ckpt
-from nextvid.train import loop
+from nextvid.train import checkpoint as ckpt, loop
 from nextvid.train.loop import NonFiniteLossError, Trainer
 from nextvid.train.metrics import read_metrics
 from nextvid.train.schedule import plan, samples_before, stage_ends

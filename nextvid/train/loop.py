@@ -22,8 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, Sampler
 
-from nextvid.config import Config, ConfigError
-from nextvid.config import save as save_config
+from nextvid.config import Config, ConfigError, save as save_config
 from nextvid.data.badinput import SkipLog
 from nextvid.data.datasets import make_loader
 from nextvid.io import atomic_write_json
@@ -32,9 +31,7 @@ from nextvid.models.nextvid import PretrainModel, build_model
 from nextvid.models.targets import build_target
 from nextvid.progress import Progress
 from nextvid.provenance import mix_seed
-from nextvid.train import checkpoint as ckpt
-from nextvid.train import distributed
-from nextvid.train import precision as precisions
+from nextvid.train import checkpoint as ckpt, distributed, precision as precisions
 from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
 from nextvid.train.schedule import StepPlan, end_step, plan, samples_before, stage_ends
 
