@@ -82,6 +82,17 @@ def no_native_bf16(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NEXTVID_CPUINFO", str(fake_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo-avx2", native=False)))
 
 
+@pytest.fixture(autouse=True)
+def machine_identity_from_cpuinfo_only(monkeypatch):
+    """Tests say which kind of CPU they act as through NEXTVID_CPUINFO; a oneDNN ISA cap in the
+    environment (how an AVX2 machine is mimicked on an AVX512-BF16 one) must not override that. The
+    tests of the cap itself set it again."""
+    from nextvid.train.precision import ISA_CAP_ENV
+
+    for name in ISA_CAP_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def native_bf16_cpu(tmp_path_factory, monkeypatch):
     """Act as a CPU with AVX512-BF16, whatever this one has."""
