@@ -135,7 +135,6 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     check_clips(data.val_clips, protocol, views=protocol.views, name="validation")
     trainable_encoder(source)  # fails early on an encoder-free source
     resolved = precisions.resolve(protocol.precision, device, "the protocol's precision")
-    bf16 = resolved == "bf16"
     timing: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -156,14 +155,14 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     val_probs, held_probs, losses, changes, val_rows, held_rows = [], [], [], [], [], []
     t = time.perf_counter()
     for r, (lr, wd, excluded) in enumerate(runs):
-        model, loss, change = _train(source, protocol, data, train, excluded, lr, wd, encoder_lr_scale, device, bf16, f"finetune {r + 1}/{len(runs)} (lr {lr:g})")
+        model, loss, change = _train(source, protocol, data, train, excluded, lr, wd, encoder_lr_scale, device, resolved, f"finetune {r + 1}/{len(runs)} (lr {lr:g})")
         losses.append(loss)
         changes.append(change)
         if excluded:
-            probs, held_rows = predict(model, heldout, sorted(excluded), protocol, device, bf16)
+            probs, held_rows = predict(model, heldout, sorted(excluded), protocol, device, resolved)
             held_probs.append(probs)
         else:
-            probs, val_rows = predict(model, val, range(len(data.val_clips)), protocol, device, bf16)
+            probs, val_rows = predict(model, val, range(len(data.val_clips)), protocol, device, resolved)
             val_probs.append(probs)
     timing["train_and_evaluate"] = time.perf_counter() - t
 
@@ -174,7 +173,7 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
         held_scores = fit.scores(pad, torch.tensor([train0.labels[p] for p in held_rows]))
     trained = fit.TrainedGrid(grid=None, pairs=pairs, has_selection=bool(held), final_loss=losses)
     rules = fit.select(trained, val_scores, held_scores)
-    precision = "bf16 autocast" if bf16 else "fp32"
+    precision = "bf16 autocast" if resolved == "bf16" else "fp32"
     features = {"dim": source.dim, "device": str(device), "encoder_precision": precision, "heads_precision": precision,
                 "precision": precisions.describe(protocol.precision, resolved, device), "train": "none: the encoder is trained (no feature cache)"}
     skipped = {"train": train.skips.to_dict(), "val": val.skips.to_dict()}
@@ -195,7 +194,7 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     return metrics
 
 
-def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd, encoder_scale, device, bf16, label):
+def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd, encoder_scale, device, precision, label):
     """One model: (model, mean training loss of its last epoch, relative L2 change of the encoder's weights)."""
     model = Finetuned(source, data.num_classes, protocol).to(device)
     before = torch.cat([p.detach().flatten().clone() for p in model.encoder.parameters()])
@@ -221,7 +220,7 @@ def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd
                 if item is None:
                     continue
                 video, y, _ = item
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                with precisions.autocast(device, precision):
                     logits = model(video.to(device), protocol.segments, 1)[:, 0].float()
                 loss = F.cross_entropy(logits, y.to(device))
                 optimizer.zero_grad(set_to_none=True)
@@ -235,7 +234,7 @@ def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd
 
 
 @torch.no_grad()
-def predict(model: Finetuned, clips: Clips, positions: Sequence[int], protocol: ProbeProtocol, device, bf16) -> tuple[torch.Tensor, list[int]]:
+def predict(model: Finetuned, clips: Clips, positions: Sequence[int], protocol: ProbeProtocol, device, precision) -> tuple[torch.Tensor, list[int]]:
     """(n, C) class probabilities of the good samples among `positions` (softmax averaged over
     their views), in order, and their positions; each sample exactly once."""
     model.eval()
@@ -245,7 +244,7 @@ def predict(model: Finetuned, clips: Clips, positions: Sequence[int], protocol: 
         if item is None:
             continue
         video, _, kept = item
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with precisions.autocast(device, precision):
             logits = model(video.to(device), protocol.segments, protocol.views).float()
         out.append(torch.softmax(logits, dim=-1).mean(dim=1).cpu())
         done += kept
