@@ -272,3 +272,26 @@ def test_built_motion_labels_match_their_trajectories(builds):
 def test_unknown_scale_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="scale 'huge'"):
         embedded.build_embedded(tmp_path / "x", tmp_path, scale="huge")
+
+
+@pytest.mark.parametrize("scale", sorted(catalogue.SCALES))
+def test_every_scale_fits_the_fashion_mnist_split_it_draws_from(scale):
+    """images and appearance draw each class's objects without reuse from Fashion-MNIST (6,000 train and
+    1,000 test images per class): every scale's split must fit, with the label always the object's class."""
+    per_split = {"train": 6000, "val": 1000}
+    for b in catalogue.BENCHMARKS:
+        for split, count in per_split.items():
+            fmnist_labels = np.random.default_rng(0).permutation(np.repeat(np.arange(10), count))
+            per_class = catalogue.SCALES[scale][b.name][catalogue.SPLITS.index(split)]
+            tasks = embedded_render.plan(b, split, 0, per_class, fmnist_labels)
+            assert np.bincount([t.label for t in tasks]).tolist() == [per_class] * len(b.classes)
+            if b.name in ("images", "appearance"):
+                objects = [t.fmnist_index for t in tasks]
+                assert len(set(objects)) == len(objects)
+                assert all(fmnist_labels[t.fmnist_index] == t.label for t in tasks)
+
+
+def test_a_split_larger_than_its_fashion_mnist_classes_is_a_clear_error():
+    images = next(b for b in catalogue.BENCHMARKS if b.name == "images")
+    with pytest.raises(ValueError, match="1001 images of class"):
+        embedded_render.plan(images, "val", 0, 1001, np.repeat(np.arange(10), 1000))

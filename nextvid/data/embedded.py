@@ -56,7 +56,7 @@ _HAS_GLIBC = platform.libc_ver()[0] == "glibc"
 # --- the build --------------------------------------------------------------------------------------
 
 def build_embedded(out_dir: str | Path, sources_dir: str | Path | None = None, seed: int = 0,
-                   scale: Literal["default", "smoke"] = "default", workers: int = 1) -> dict:
+                   scale: Literal["default", "smoke", "large"] = "default", workers: int = 1) -> dict:
     """Build the four benchmarks, the pretraining corpus and `mixture.json` into `out_dir`; return the
     top-level info (also written to `out_dir/info.json`)."""
     if scale not in SCALES:
@@ -180,7 +180,7 @@ def configure_embedded(parser) -> None:
     parser.add_argument("--sources", default=None, help="fetched sources (`nextvid data fetch`); default $NEXTVID_SOURCES or ~/.cache/nextvid/sources")
     parser.add_argument("--out", required=True, help="output directory (replaced as a whole when the build finishes)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scale", choices=sorted(SCALES), default="default", help="default: ~1k train clips per benchmark; smoke: tens, for CI")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="default", help="default: ~1k train clips per benchmark; large: ~10k (the probe is less starved, val 2.5-4x); smoke: tens, for CI")
     parser.add_argument("--workers", type=int, default=1, help="processes rendering and encoding (the output does not depend on it)")
 
 

@@ -110,6 +110,9 @@ def plan(bench: Benchmark, split: str, seed: int, per_class: int, fmnist_labels:
     labels = rng.permutation(np.repeat(np.arange(len(bench.classes)), per_class))
     if bench.name in ("images", "appearance"):
         pools = {c: rng.permutation(np.flatnonzero(fmnist_labels == c)) for c in range(len(bench.classes))}
+        if short := [c for c, pool in pools.items() if len(pool) < per_class]:
+            raise ValueError(f"{bench.name} {split}: {per_class} images of class {short[0]} asked for, "
+                             f"Fashion-MNIST has {len(pools[short[0]])}")
         seen = {c: 0 for c in pools}
         objects = []
         for c in labels:
