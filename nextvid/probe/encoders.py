@@ -1,6 +1,7 @@
 """What the probe reads tokens from: a checkpoint's frozen encoder (the EMA reference by default, as
 V-JEPA-style papers probe, or the online one), a seeded random-init encoder of a preset, or no
-encoder at all (raw tubelet pixels): the last two are the reference rows of every table.
+encoder at all (raw tubelet pixels): the last two are the reference rows of every table. `convnet`:
+a seeded small 3D CNN (nextvid.probe.convnet), for the supervised ceiling.
 
 Every source is a module `clips (n, C, T, H, W) in [-1, 1] -> tokens (n, N, D)` plus a record of
 what it is, which goes into metrics.json.
@@ -19,11 +20,12 @@ from nextvid.config import Config, ConfigError, from_dict, merge
 from nextvid.models.encoder import Encoder
 from nextvid.models.nextvid import build_model
 from nextvid.models.targets import PixelTarget
+from nextvid.probe.convnet import ConvNetTokens
 from nextvid.probe.protocol import ProbeProtocol, layer_indices
 
 log = logging.getLogger(__name__)
 
-ENCODERS = ("reference", "online", "pixels")
+ENCODERS = ("reference", "online", "pixels", "convnet")
 RANDOM_PREFIX = "random:"
 
 
@@ -64,13 +66,14 @@ class PixelTokens(nn.Module):
 class TokenSource:
     module: nn.Module  # clips -> (n, N, D)
     dim: int
-    kind: str  # reference | online | random | pixels
+    kind: str  # reference | online | random | pixels | convnet
     tubelet: int
     record: dict[str, Any] = field(default_factory=dict)  # checkpoint, layers, attention mask, ...
 
 
 def load_token_source(checkpoint: str, which: str, protocol: ProbeProtocol) -> TokenSource:
-    """`checkpoint`: a nextvid checkpoint file or `random:PRESET`; `which`: reference | online | pixels."""
+    """`checkpoint`: a nextvid checkpoint file or `random:PRESET`; `which`: reference | online | pixels
+    | convnet (the last two use only the checkpoint's geometry: channels, tubelet)."""
     if which not in ENCODERS:
         raise ConfigError(f"--encoder: {which!r} is not one of {', '.join(ENCODERS)}")
     cfg, state, record = _resolve_checkpoint(checkpoint, protocol)
@@ -79,6 +82,12 @@ def load_token_source(checkpoint: str, which: str, protocol: ProbeProtocol) -> T
         module = PixelTokens(enc.tubelet, enc.patch_size, enc.in_chans, protocol.pixel_pool)
         record.update(encoder="pixels", layers=None, attention_mask=None, pixel_pool=protocol.pixel_pool)
         return TokenSource(module, module.dim, "pixels", enc.tubelet, record)
+    if which == "convnet":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(protocol.seed)
+            module = ConvNetTokens(enc.in_chans).eval().requires_grad_(False)
+        record.update(encoder="convnet", layers=None, attention_mask=None, widths=list(module.widths))
+        return TokenSource(module, module.dim, "convnet", enc.tubelet, record)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(protocol.seed)  # random:PRESET is seeded; a checkpoint overwrites it all
         model = build_model(cfg)

@@ -13,7 +13,8 @@ def add_probe_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a nextvid checkpoint (.pt), or random:PRESET for a seeded random-init encoder")
     # dest: `nextvid bench` keeps the name of the bench in args.benchmark
     parser.add_argument("--benchmark", dest="probe_benchmark", required=True, help="k400, ssv2, diving48, in1k, images, appearance, motion, motion_sequence, or a name for --protocol")
-    parser.add_argument("--encoder", choices=["reference", "online", "pixels"], default="reference", help="reference: the EMA encoder (default); pixels: no encoder")
+    parser.add_argument("--encoder", choices=["reference", "online", "pixels", "convnet"], default="reference",
+                        help="reference: the EMA encoder (default); pixels: no encoder; convnet: a seeded small 3D CNN (the --finetune ceiling)")
     parser.add_argument("--protocol", help="YAML file applied on top of the benchmark's protocol (may name `preset:`)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one protocol key, e.g. epochs=5 or grid.lr=[1e-3] (repeatable)")
     parser.add_argument("--train-manifest", help="overrides the protocol's train_manifest")
