@@ -159,6 +159,21 @@ def test_all_targets_follow_the_report_sections():
     assert plan.tsne_feature_files("x") == [] and plan.rank_feature_files("x") == []  # no tsne section
 
 
+def test_figure_inputs_and_arguments_name_the_same_files():
+    plan = plan_of()
+    metrics, samples, runs = plan.probe_metrics_files("x"), plan.generation_files("x"), plan.run_done_files("x")
+    assert plan.figure_inputs("x", "fig4") == {"metrics": metrics}
+    assert plan.figure_args("x", "fig4") == "--config x --metrics " + " ".join(metrics)
+    assert plan.figure_inputs("x", "fig5") == {"samples": samples}
+    assert plan.figure_args("x", "fig5") == "--generations results/generate/x/nextvid/seed0/step8 results/generate/x/nextvid/seed1/step8"
+    assert plan.figure_inputs("x", "fig6") == {"runs": runs}
+    assert plan.figure_args("x", "fig6") == "--runs " + " ".join(str(Path(f).parent) for f in runs)
+    tsne = {"variants": ["nextvid", "random"], "benchmark": "images"}
+    plan = plan_of(lambda c: c["experiments"]["x"].update(tsne=tsne))
+    assert plan.figure_args("x", "fig7") == ("--features results/features/x/nextvid/seed0/step8/images.npz"
+                                             " results/features/x/random/seed0/step0/images.npz")
+
+
 # --- checks --------------------------------------------------------------------------------------
 
 BAD = {

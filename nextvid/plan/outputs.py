@@ -90,6 +90,24 @@ class Plan(ProbePlan):
         figs += ["fig7"] if exp.get("tsne") else []
         return sorted(figs)
 
+    def figure_inputs(self, name: str, fig: str) -> dict[str, list[str]]:
+        """What a figure is drawn from: probe results (Fig. 4), generations (Fig. 5), runs (Fig. 6),
+        pooled features (Fig. 7)."""
+        source = {"fig4": ("metrics", self.probe_metrics_files), "fig5": ("samples", self.generation_files),
+                  "fig6": ("runs", self.run_done_files), "fig7": ("features", self.tsne_feature_files)}
+        key, files = source[fig]
+        return {key: files(name)}
+
+    def figure_args(self, name: str, fig: str) -> str:
+        """`nextvid report figures` arguments of one figure, quoted for the shell."""
+        if fig == "fig4":
+            return f"--config {shlex.quote(name)} --metrics {shlex.join(self.probe_metrics_files(name))}"
+        if fig == "fig5":
+            return f"--generations {self.generation_dirs(name)}"
+        if fig == "fig6":
+            return f"--runs {self.run_dirs(name)}"
+        return f"--features {shlex.join(self.tsne_feature_files(name))}"
+
     @staticmethod
     def figure_file(name: str, fig: str, suffix: str = ".png") -> str:
         return str(layout.figures_dir(name) / f"{FIGURES[fig]}{suffix}")

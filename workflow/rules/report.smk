@@ -76,9 +76,11 @@ rule report_table:
 
 
 rule report_fig4:
-    """Fig. 4: probe accuracy against pretraining step, per benchmark."""
+    """Fig. 4: probe accuracy against pretraining step, per benchmark. Figs. 5 (generations), 6 (training
+    losses by stage) and 7 (t-SNE of pooled features) are this rule on their own inputs.
+    """
     input:
-        metrics=lambda wc: PLAN.probe_metrics_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig4")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig4"),
@@ -89,66 +91,48 @@ rule report_fig4:
         "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
+        args=lambda wc: PLAN.figure_args(wc.config, "fig4"),
     shell:
-        "nextvid report figures --config {wildcards.config:q} --metrics {input.metrics:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        "nextvid report figures {params.args} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule report_fig5:
-    """Fig. 5: masked and autoregressive next-frame generations."""
+use rule report_fig4 as report_fig5 with:
     input:
-        samples=lambda wc: PLAN.generation_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig5")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig5"),
     log:
         log_file("report", "{config}", "fig5.log"),
-    localrule: True
-    conda:
-        "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
-        generations=lambda wc: PLAN.generation_dirs(wc.config),
-    shell:
-        "nextvid report figures --generations {params.generations} --out {params.out:q}"
-        " > {log:q} 2>&1"
+        args=lambda wc: PLAN.figure_args(wc.config, "fig5"),
 
 
-rule report_fig6:
-    """Fig. 6: training losses by stage."""
+use rule report_fig4 as report_fig6 with:
     input:
-        runs=lambda wc: PLAN.run_done_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig6")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig6"),
     log:
         log_file("report", "{config}", "fig6.log"),
-    localrule: True
-    conda:
-        "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
-        runs=lambda wc: PLAN.run_dirs(wc.config),
-    shell:
-        "nextvid report figures --runs {params.runs} --out {params.out:q} > {log:q} 2>&1"
+        args=lambda wc: PLAN.figure_args(wc.config, "fig6"),
 
 
-rule report_fig7:
-    """Fig. 7: t-SNE of pooled features."""
+use rule report_fig4 as report_fig7 with:
     input:
-        features=lambda wc: PLAN.tsne_feature_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig7")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig7"),
     log:
         log_file("report", "{config}", "fig7.log"),
-    localrule: True
-    conda:
-        "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
-    shell:
-        "nextvid report figures --features {input.features:q} --out {params.out:q} > {log:q} 2>&1"
+        args=lambda wc: PLAN.figure_args(wc.config, "fig7"),
 
 
 rule report_findings:
