@@ -144,6 +144,7 @@ def test_probe_targets_cover_variant_seed_step_benchmark_and_references():
     assert len(keys) == len(set(keys)) == 2 * 2 * (2 * 2 + 2)  # seeds x benchmarks x (variants x steps + references)
     assert {k.step for k in keys if k.variant in catalog.REFERENCE_VARIANTS} == {0}
     assert plan.probe_args("x", "motion", "1") == "--set seed=1"
+    assert plan_of(lambda c: c["experiments"]["x"]["probe"].update(references=["pixels"])).references("x") == ["pixels"]
     assert plan.reference_checkpoint("x") == "random:nano" and plan.probe_encoder("x", "random") == "reference"
 
 
@@ -184,6 +185,7 @@ BAD = {
     "experiments.x.vae.set": lambda x: x.update(vae={"set": ["stepz=1"]}),
     "experiments.x.probe.benchmarks.faces": lambda x: x["probe"]["benchmarks"].update(faces="embedded"),
     "experiments.x.generate.benchmark": lambda x: x["generate"].update(benchmark="appearance"),
+    "experiments.x.probe.references.1": lambda x: x["probe"].update(references=["random", "noise"]),
     "experiments.x.report.tables": lambda x: x.update(report={"tables": ["table9"]}),
     "experiments.x.report.findings_doc": lambda x: x.update(report={"findings": True, "findings_doc": "/abs.md"}),
     "experiments.x (variant nextvid)": lambda x: x["pretrain"].update(set=["model.encoder.dpth=2"]),

@@ -83,6 +83,9 @@ def check_probe(plan: Plan, name: str) -> None:
     not_kept = sorted(set(plan.probe_steps(name)) - set(kept))
     if not_kept:
         raise PlanError(f"{where}.probe.steps", f"{not_kept} are not kept checkpoints {kept}")
+    for i, ref in enumerate(plan.references(name)):
+        if ref not in REFERENCE_VARIANTS:
+            raise PlanError(f"{where}.probe.references.{i}", f"{ref!r} is not one of {REFERENCE_VARIANTS}")
     for benchmark in exp["probe"]["benchmarks"]:
         spec = plan.probe_benchmark(name, benchmark)
         bwhere = f"{where}.probe.benchmarks.{benchmark}"

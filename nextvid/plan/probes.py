@@ -11,7 +11,7 @@ import shlex
 from typing import Any
 
 from nextvid import layout
-from nextvid.catalog import SPLITS, random_checkpoint
+from nextvid.catalog import REFERENCE_VARIANTS, SPLITS, random_checkpoint
 from nextvid.plan.runs import RunPlan, set_args
 
 
@@ -20,6 +20,11 @@ class ProbePlan(RunPlan):
         """The steps probed: probe.steps, or every kept checkpoint."""
         steps = self.experiments[name]["probe"]["steps"]
         return sorted(steps) if steps is not None else self.kept_steps(name)
+
+    def references(self, name: str) -> list[str]:
+        """The reference rows an experiment probes: probe.references, or all of them."""
+        refs = self.experiments[name]["probe"]["references"]
+        return list(REFERENCE_VARIANTS) if refs is None else refs
 
     def probe_benchmark(self, name: str, benchmark: str) -> dict[str, Any]:
         """A benchmark's dataset, protocol file (None: the benchmark's own) and overrides."""
@@ -75,6 +80,6 @@ class ProbePlan(RunPlan):
                 for variant in exp["variants"]:
                     for step in self.probe_steps(name):
                         out.append(layout.probe_metrics(name, variant, seed, step, benchmark))
-                for ref in exp["probe"]["references"]:
+                for ref in self.references(name):
                     out.append(layout.probe_metrics(name, ref, seed, 0, benchmark))
         return [str(p) for p in out]

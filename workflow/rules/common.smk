@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from nextvid import layout
-from nextvid.catalog import FIGURES, REFERENCE_VARIANTS, TABLES
+from nextvid.catalog import FIGURES, REFERENCE_VARIANTS, SPLITS, TABLES
 from nextvid.experiments import VARIANTS
 from nextvid.plan import Plan, PlanError, check_all
 from nextvid.plan.code import code_closure, features_code
@@ -156,4 +156,4 @@ wildcard_constraints:
     seed=r"\d+",
     step=r"\d+",
     benchmark=r"[a-z][a-z0-9_]*",
-    split="train|val",
+    split="|".join(SPLITS),
