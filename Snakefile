@@ -24,4 +24,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        PLAN.all_targets(),

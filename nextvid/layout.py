@@ -19,8 +19,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nextvid.catalog import random_preset
+
 RESULTS = Path("results")
-REFERENCE_VARIANTS = ("random", "pixels")
 _FEATURES = re.compile(r"features/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)\.npz$")
 _PROBE = re.compile(r"probe/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)/metrics\.json$")
 
@@ -100,7 +101,7 @@ def checkpoint_label(checkpoint: str, encoder: str = "reference") -> str:
     """'nextvid seed 0 step 600' from .../pretrain/<config>/<variant>/seed<n>/checkpoints/step_XXXXXXX.pt."""
     if encoder == "pixels":
         return "pixels"
-    if checkpoint.startswith("random:"):
-        return f"random ({checkpoint.split(':', 1)[1]})"
+    if random_preset(checkpoint) is not None:
+        return f"random ({random_preset(checkpoint)})"
     m = re.search(r"pretrain/[^/]+/(?P<variant>[^/]+)/seed(?P<seed>\d+)/checkpoints/step_(?P<step>\d+)\.pt$", checkpoint)
     return f"{m['variant']} seed {m['seed']} step {int(m['step'])}" if m else checkpoint

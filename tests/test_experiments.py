@@ -6,13 +6,14 @@ import torch
 
 from nextvid import config
 from nextvid.experiments import VARIANTS, get_variant
+from nextvid.plan.runs import needs_overrides
 from nextvid.report.paper import ABLATIONS, OUR_ROWS
-from nextvid.vae.config import load_vae_config, target_overrides
+from nextvid.vae.config import load_vae_config
 
 
 def workflow_inputs(variant) -> list[str]:
-    """The `--set` strings the workflow adds for what a variant needs (common.smk: pretrain_overrides)."""
-    return target_overrides("/vae", load_vae_config()) if "vae" in variant.needs else []
+    """The `--set` strings the workflow adds for what a variant needs (nextvid.plan: pretrain_overrides)."""
+    return needs_overrides(variant, "/vae", load_vae_config())
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -59,7 +60,7 @@ def test_probe_paths_parse_back_to_their_key():
 
 def resolve_run(name: str) -> config.Config:
     """A variant's config as `nextvid pretrain` resolves it from the workflow's arguments
-    (common.smk: pretrain_overrides -> --preset/--set -> nextvid.config.load), on the nano preset."""
+    (nextvid.plan: pretrain_overrides -> --preset/--set -> nextvid.config.load), on the nano preset."""
     variant = get_variant(name)
     return config.load("nano", None, list(variant.overrides) + workflow_inputs(variant))
 

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from nextvid import layout
+from nextvid.catalog import REFERENCE_VARIANTS
 from nextvid.cli import main
 from nextvid.config import merge
 from nextvid.io import atomic_write_json
@@ -73,7 +74,7 @@ def put_all(root, template, values: dict[str, list[float]], step: int = 200, ben
     """values: variant -> per-seed top-1 (the same on every benchmark, + 1 per benchmark index)."""
     paths = []
     for variant, per_seed in values.items():
-        s = 0 if variant in layout.REFERENCE_VARIANTS else step
+        s = 0 if variant in REFERENCE_VARIANTS else step
         for seed, v in enumerate(per_seed):
             paths += [put(root, template, variant, seed, s, b, v + i) for i, b in enumerate(benches)]
     return paths

@@ -8,7 +8,7 @@ real metadata and the tests may edit package files without touching the reposito
 
 from __future__ import annotations
 
-import ast
+import copy
 import os
 import re
 import shutil
@@ -144,23 +144,6 @@ def test_conda_env_matches_pyproject():
     assert (ROOT / "envs/nextvid.post-deploy.sh").is_file()  # installs the package itself
 
 
-def test_figure_names_are_the_packages():
-    """common.smk names the figure files without importing matplotlib; they must be the package's."""
-    names = {}
-    for module in ("figures", "grids", "tsne"):
-        for node in ast.walk(ast.parse((ROOT / f"nextvid/report/{module}.py").read_text())):
-            if isinstance(node, ast.Assign):
-                targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
-                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
-                for t, v in zip(targets, values):
-                    if isinstance(t, ast.Name) and re.fullmatch(r"FIG\d", t.id):
-                        names[t.id.lower()] = v.value
-    common = (ROOT / "workflow/rules/common.smk").read_text()
-    for fig, name in names.items():
-        assert f'"{fig}": "{name}"' in common
-    assert set(names) == {"fig4", "fig5", "fig6", "fig7"}
-
-
 # --- the DAG of every experiment config ----------------------------------------------------------
 
 def dry_counts(config: Path, cwd: Path) -> dict[str, int]:
@@ -170,19 +153,20 @@ def dry_counts(config: Path, cwd: Path) -> dict[str, int]:
 
 
 def expected_counts(config: dict) -> dict[str, int]:
-    from nextvid.experiments import get_variant
+    """Jobs per rule as nextvid.plan's target lists imply them, on the config as the workflow validates it."""
+    from snakemake.utils import validate
 
-    pretrain = probe = refs = vae = 0
-    for exp in config["experiments"].values():
-        own_vae = any(s.startswith("target.vae_path=") for s in exp["pretrain"].get("set", []))
-        vae += any("vae" in get_variant(v).needs for v in exp["variants"]) and not own_vae
-        runs = len(exp["variants"]) * len(exp["seeds"])
-        final = exp["pretrain"].get("stop_at") or exp["pretrain"]["total_steps"]
-        steps = exp["probe"].get("steps") or sorted(set(exp["pretrain"].get("keep_steps", [])) | {final})
-        pretrain += runs
-        probe += runs * len(steps) * len(exp["probe"]["benchmarks"])
-        refs += len(exp["seeds"]) * len(exp["probe"]["benchmarks"]) * len(exp["probe"].get("references", ["random", "pixels"]))
-    return {"pretrain": pretrain, "probe": probe, "probe_reference": refs, "vae": vae}
+    from nextvid import layout
+    from nextvid.catalog import REFERENCE_VARIANTS
+    from nextvid.plan import Plan
+
+    config = copy.deepcopy(config)
+    validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
+    plan = Plan(config)
+    runs = [f for name in plan.experiments for f in plan.run_done_files(name)]
+    probes = [layout.parse_probe_metrics(f).variant for name in plan.experiments for f in plan.probe_metrics_files(name)]
+    refs = sum(v in REFERENCE_VARIANTS for v in probes)
+    return {"pretrain": len(runs), "probe": len(probes) - refs, "probe_reference": refs, "vae": len(plan.vae_experiments())}
 
 
 @pytest.mark.parametrize("name", ["embedded", "smoke", "grid"])

@@ -26,6 +26,7 @@ from typing import Literal
 import av
 import numpy as np
 
+from nextvid.catalog import SPLITS
 from nextvid.data import sources
 from nextvid.data.embedded_catalogue import (
     BENCHMARKS,
@@ -36,7 +37,6 @@ from nextvid.data.embedded_catalogue import (
     REAL_WINDOW_S,
     SCALES,
     SIZE,
-    SPLITS,
     TRAIN_END,
     VAL_START,
     Benchmark,

@@ -11,7 +11,6 @@ from nextvid.data import synth
 GENERATOR_VERSION = 1
 FPS = 8  # synthetic clips: the paper samples 4 fps, i.e. a frame step of 2 here
 SIZE = synth.SIZE
-SPLITS = ("train", "val")
 TRAIN_END, VAL_START = 0.70, 0.75  # each real video: train backgrounds from [0, 70%), val from [75%, 100%)
 REAL_WINDOW_S, REAL_MIN_FRAMES = 8.0, 32  # real corpus clips: 8 s windows (half overlapping), >= 32 frames
 

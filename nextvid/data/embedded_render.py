@@ -11,8 +11,9 @@ import av
 import numpy as np
 from PIL import Image
 
+from nextvid.catalog import SPLITS
 from nextvid.data import synth
-from nextvid.data.embedded_catalogue import BENCHMARKS, FPS, GENERATOR_VERSION, SPLITS, Benchmark
+from nextvid.data.embedded_catalogue import BENCHMARKS, FPS, GENERATOR_VERSION, Benchmark
 from nextvid.data.embedded_footage import background_clip
 from nextvid.data.video import write_video
 from nextvid.io import sha256_file

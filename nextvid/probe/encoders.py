@@ -16,6 +16,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from nextvid.catalog import random_preset
 from nextvid.config import Config, ConfigError, from_dict, merge
 from nextvid.models.encoder import Encoder
 from nextvid.models.nextvid import build_model
@@ -26,7 +27,6 @@ from nextvid.probe.protocol import ProbeProtocol, layer_indices
 log = logging.getLogger(__name__)
 
 ENCODERS = ("reference", "online", "pixels", "convnet")
-RANDOM_PREFIX = "random:"
 
 
 class EncoderTokens(nn.Module):
@@ -116,8 +116,8 @@ def _resolve_checkpoint(checkpoint: str, protocol: ProbeProtocol) -> tuple[Confi
     from nextvid.train import checkpoint as ckpt
     from nextvid.train.schedule import samples_before
 
-    if checkpoint.startswith(RANDOM_PREFIX):
-        preset = checkpoint[len(RANDOM_PREFIX):]
+    preset = random_preset(checkpoint)
+    if preset is not None:
         cfg, state = get_preset(preset), None
         record: dict[str, Any] = {"path": checkpoint, "step": 0, "clips_seen": 0, "preset": preset, "seed": protocol.seed, "sha256": None}
     else:

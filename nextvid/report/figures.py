@@ -16,14 +16,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from nextvid.catalog import FIGURES, REFERENCE_VARIANTS  # noqa: E402
 from nextvid.experiments import VARIANTS  # noqa: E402
 from nextvid.io import atomic_path, atomic_write_text  # noqa: E402
-from nextvid.layout import REFERENCE_VARIANTS  # noqa: E402
 from nextvid.report.results import PAPER_RULE, summarise  # noqa: E402
 from nextvid.report.runs import LOSSES, Run, read_losses, stage_spans  # noqa: E402
 from nextvid.report.tables import benchmark_columns, column_label  # noqa: E402
 
-FIG4, FIG6 = "fig4_probe_vs_step", "fig6_losses"
+FIG4, FIG6 = FIGURES["fig4"], FIGURES["fig6"]
 
 
 REFERENCE_COLOURS = {"random": "black", "pixels": "dimgrey"}

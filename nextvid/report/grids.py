@@ -9,10 +9,12 @@ from typing import Sequence
 
 import numpy as np
 
+from nextvid.catalog import FIGURES
+
 GAP = 2
 RED = np.array([220, 30, 30], dtype=np.uint8)
 MASK_GREY = 127
-FIG5 = "fig5_generations"
+FIG5 = FIGURES["fig5"]
 PIXELS_PER_INCH = 90
 
 

@@ -18,7 +18,8 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from nextvid.layout import REFERENCE_VARIANTS, parse_probe_metrics
+from nextvid.catalog import REFERENCE_VARIANTS
+from nextvid.layout import parse_probe_metrics
 from nextvid.report.paper import EMBEDDED_MIRRORS, PAPER_PROTOCOLS
 
 RULES = ("best_on_val", "heldout_selected")

@@ -16,13 +16,12 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
+from nextvid.catalog import REFERENCE_VARIANTS, TABLES
 from nextvid.experiments import VARIANTS
-from nextvid.layout import REFERENCE_VARIANTS
 from nextvid.report import paper
 from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, aggregate, budget_label, format_cell, paper_benchmark
 from nextvid.report.runs import Run
 
-TABLES = ("table1", *paper.ABLATIONS)
 REFERENCE_LABELS = {"random": "random-init encoder (no pretraining)", "pixels": "raw pixels (no encoder)"}
 PAPER_SOURCE = "arXiv 2512.21004 {table} (docs/method.md §6)"
 

@@ -10,10 +10,11 @@ from typing import Sequence
 
 import numpy as np
 
+from nextvid.catalog import FIGURES
 from nextvid.io import load_npz as load_features
 from nextvid.report.figures import plt, save
 
-FIG7 = "fig7_tsne"
+FIG7 = FIGURES["fig7"]
 
 
 def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ from nextvid.progress import Progress
 from nextvid.provenance import mix_seed
 from nextvid.train import checkpoint as ckpt, distributed, precision as precisions
 from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
-from nextvid.train.schedule import StepPlan, end_step, plan, samples_before, stage_ends
+from nextvid.train.schedule import StepPlan, end_step, kept_steps, plan, samples_before, stage_ends
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class Trainer:
 
     def kept_steps(self) -> list[int]:
         """The steps whose checkpoints are kept (probed): `train.keep_steps` and the final step."""
-        return sorted(set(self.cfg.train.keep_steps) | {end_step(self.cfg.schedule)})
+        return kept_steps(self.cfg)
 
     def _check_kept_before_resume(self) -> None:
         """A kept step at the resume point is recreated from latest.pt if missing (by the main rank); one

@@ -12,7 +12,7 @@ import bisect
 from dataclasses import dataclass
 from functools import lru_cache
 
-from nextvid.config import ScheduleConfig
+from nextvid.config import Config, ScheduleConfig
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,12 @@ def stage_ends(sched: ScheduleConfig) -> tuple[int, ...]:
 def end_step(sched: ScheduleConfig) -> int:
     """The step a run ends at: `stop_at` when set (an early-stopped run), else the schedule's end."""
     return sched.stop_at or sched.total_steps
+
+
+def kept_steps(cfg: Config) -> list[int]:
+    """The steps whose checkpoints a run keeps (and the workflow probes): `train.keep_steps` and the
+    step the run ends at."""
+    return sorted(set(cfg.train.keep_steps) | {end_step(cfg.schedule)})
 
 
 def plan(sched: ScheduleConfig, step: int) -> StepPlan:

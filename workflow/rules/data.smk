@@ -8,7 +8,7 @@ rule data_embedded:
     done) -> four benchmarks and a pretraining corpus, built in a staging folder and swapped in.
     """
     output:
-        **embedded_outputs(),
+        **PLAN.embedded_outputs("{embedded}"),
     log:
         log_file("data", "{embedded}.log"),
     wildcard_constraints:
@@ -23,7 +23,7 @@ rule data_embedded:
         out=lambda wc: str(layout.data_dir(wc.embedded)),
         scale=EMBEDDED["scale"] if EMBEDDED else None,
         seed=EMBEDDED["seed"] if EMBEDDED else None,
-        sources=embedded_sources_args(),
+        sources=PLAN.embedded_sources_args(),
     shell:
         "(nextvid data fetch {params.sources}"
         " && nextvid data embedded --out {params.out:q} --scale {params.scale:q}"
@@ -47,9 +47,9 @@ rule data_cache_mixture:
         mem_mb=8000,
         runtime=240,
     params:
-        out=lambda wc: str(cache_dir(wc.embedded)),
+        out=lambda wc: str(PLAN.cache_dir(wc.embedded)),
         step=lambda wc: EMBEDDED["cache"]["step"],
-        size=cache_size_args,
+        size=lambda wc: PLAN.cache_size_args(),
     shell:
         "nextvid data cache-mixture --mixture {input.mixture:q} --out {params.out:q}"
         " --step {params.step:q} {params.size} --workers {threads} > {log:q} 2>&1"
@@ -66,7 +66,7 @@ rule data_convert:
     log:
         log_file("data", "{dataset}", "convert_{split}.log"),
     wildcard_constraints:
-        dataset="|".join(map(re.escape, DATASETS)) or "$^",
+        dataset=DATASET_RE,
     conda:
         "../../envs/nextvid.yaml"
     resources:

@@ -6,7 +6,7 @@
 rule generate:
     input:
         done=run_done,
-        manifest=generate_manifest,
+        manifest=lambda wc: PLAN.generate_manifest(wc.config),
         code=GENERATE_CODE,
     output:
         samples=layout.generate_dir("{config}", "{variant}", "{seed}", "{step}")
@@ -26,7 +26,7 @@ rule generate:
     params:
         out=generate_out,
         checkpoint=checkpoint_file,
-        args=generate_args,
+        args=lambda wc: PLAN.generate_args(wc.config, wc.seed),
     shell:
         "nextvid generate --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
         " {params.args} --threads {threads} --out {params.out:q} > {log:q} 2>&1"

@@ -36,12 +36,12 @@ rule pretrain:
         # where the run goes, not what it is (never a rerun trigger): `launcher` and `site` (e.g.
         # --set launch.partition=gpu) from the profile, `launch` (nodes, GPUs) from the experiment
         launcher="local",
-        launch=launch_args,
+        launch=lambda wc: PLAN.launch_args(wc.config),
         site="",
     params:
-        out=lambda wc: run_dir(wc.config, wc.variant, wc.seed),
+        out=lambda wc: PLAN.run_dir(wc.config, wc.variant, wc.seed),
         args=pretrain_params,
-        config_text=nextvid_config_text,
+        config_text=lambda wc: PLAN.nextvid_config_text(wc.config),
     shell:
         "nextvid pretrain {params.args} {resources.launch} {resources.site}"
         " --out {params.out:q} --launcher {resources.launcher} --wait > {log:q} 2>&1"

@@ -44,42 +44,16 @@ rule probe:
         " && rm -rf {params.out:q}/features) > {log:q} 2>&1"
 
 
-rule probe_reference:
-    """A reference row at step 0: a random-init encoder of the preset (`random`) or raw tubelet
-    pixels (`pixels`), seeded like the probes."""
+use rule probe as probe_reference with:
     input:
         unpack(probe_manifests),
         protocol=probe_protocol_file,
         code=PROBE_CODE,
-    output:
-        metrics=layout.probe_metrics(
-            "{config}", "{variant}", "{seed}", "{step}", "{benchmark}"
-        ),
-    log:
-        log_file(
-            "probe",
-            "{config}",
-            "{variant}",
-            "seed{seed}",
-            "step{step}",
-            "{benchmark}.log",
-        ),
     wildcard_constraints:
         variant=REFERENCE_RE,
         step="0",
-    conda:
-        "../../envs/nextvid.yaml"
-    threads: 1
-    resources:
-        mem_mb=16000,
-        runtime=120,
     params:
         out=probe_out,
         checkpoint=reference_checkpoint,
         encoder=probe_encoder,
         protocol=probe_args,
-    shell:
-        "(nextvid probe --checkpoint {params.checkpoint:q} --encoder {params.encoder:q}"
-        " --benchmark {wildcards.benchmark:q} --train-manifest {input.train:q}"
-        " --val-manifest {input.val:q} {params.protocol} --threads {threads} --out {params.out:q}"
-        " && rm -rf {params.out:q}/features) > {log:q} 2>&1"

@@ -10,8 +10,10 @@ rule report_features:
         unpack(features_inputs),
         code=FEATURES_CODE,
     output:
-        features=features_file(
-            "{config}", "{variant}", "{seed}", "{step}", "{benchmark}"
+        features=str(
+            layout.features_file(
+                "{config}", "{variant}", "{seed}", "{step}", "{benchmark}"
+            )
         ),
     log:
         log_file(
@@ -31,8 +33,8 @@ rule report_features:
     params:
         checkpoint=features_checkpoint,
         encoder=probe_encoder,
-        protocol=probe_set_args,
-        max_samples=lambda wc: experiment(wc)["tsne"]["max_samples"],
+        protocol=lambda wc: PLAN.probe_set_args(wc.config, wc.benchmark, wc.seed),
+        max_samples=lambda wc: PLAN.experiments[wc.config]["tsne"]["max_samples"],
     shell:
         "nextvid report features --checkpoint {params.checkpoint:q} --encoder {params.encoder:q}"
         " --benchmark {wildcards.benchmark:q} --val-manifest {input.val:q} {params.protocol}"
@@ -43,8 +45,8 @@ rule report_features:
 rule report_table:
     """One of the paper's tables, our numbers beside the paper's (md, tex, csv, cell sources)."""
     input:
-        metrics=lambda wc: probe_metrics_files(wc.config),
-        runs=lambda wc: run_done_files(wc.config),
+        metrics=lambda wc: PLAN.probe_metrics_files(wc.config),
+        runs=lambda wc: PLAN.run_done_files(wc.config),
         code=REPORT_CODE,
     output:
         md=layout.tables_dir("{config}") / "{table}.md",
@@ -61,22 +63,24 @@ rule report_table:
     log:
         log_file("report", "{config}", "{table}.log"),
     wildcard_constraints:
-        table="|".join(TABLES),
+        table=TABLE_RE,
     localrule: True
     conda:
         "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.tables_dir(wc.config)),
-        runs=lambda wc: run_dirs(wc.config),
+        runs=lambda wc: PLAN.run_dirs(wc.config),
     shell:
         "nextvid report tables --tables {wildcards.table:q} --config {wildcards.config:q}"
         " --metrics {input.metrics:q} --runs {params.runs} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule report_fig4:
-    """Fig. 4: probe accuracy against pretraining step, per benchmark."""
+    """Fig. 4: probe accuracy against pretraining step, per benchmark. Figs. 5 (generations), 6 (training
+    losses by stage) and 7 (t-SNE of pooled features) are this rule on their own inputs.
+    """
     input:
-        metrics=lambda wc: probe_metrics_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig4")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig4"),
@@ -87,84 +91,66 @@ rule report_fig4:
         "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
+        args=lambda wc: PLAN.figure_args(wc.config, "fig4"),
     shell:
-        "nextvid report figures --config {wildcards.config:q} --metrics {input.metrics:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        "nextvid report figures {params.args} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule report_fig5:
-    """Fig. 5: masked and autoregressive next-frame generations."""
+use rule report_fig4 as report_fig5 with:
     input:
-        samples=lambda wc: generation_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig5")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig5"),
     log:
         log_file("report", "{config}", "fig5.log"),
-    localrule: True
-    conda:
-        "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
-        generations=generation_dirs,
-    shell:
-        "nextvid report figures --generations {params.generations} --out {params.out:q}"
-        " > {log:q} 2>&1"
+        args=lambda wc: PLAN.figure_args(wc.config, "fig5"),
 
 
-rule report_fig6:
-    """Fig. 6: training losses by stage."""
+use rule report_fig4 as report_fig6 with:
     input:
-        runs=lambda wc: run_done_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig6")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig6"),
     log:
         log_file("report", "{config}", "fig6.log"),
-    localrule: True
-    conda:
-        "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
-        runs=lambda wc: run_dirs(wc.config),
-    shell:
-        "nextvid report figures --runs {params.runs} --out {params.out:q} > {log:q} 2>&1"
+        args=lambda wc: PLAN.figure_args(wc.config, "fig6"),
 
 
-rule report_fig7:
-    """Fig. 7: t-SNE of pooled features."""
+use rule report_fig4 as report_fig7 with:
     input:
-        features=lambda wc: tsne_feature_files(wc.config),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig7")),
         code=REPORT_CODE,
     output:
         **figure_outputs("fig7"),
     log:
         log_file("report", "{config}", "fig7.log"),
-    localrule: True
-    conda:
-        "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
-    shell:
-        "nextvid report figures --features {input.features:q} --out {params.out:q} > {log:q} 2>&1"
+        args=lambda wc: PLAN.figure_args(wc.config, "fig7"),
 
 
 rule report_findings:
     """For each claim of the paper's ablations: what this experiment shows, with the numbers."""
     input:
-        metrics=lambda wc: probe_metrics_files(wc.config),
-        runs=lambda wc: run_done_files(wc.config),
-        features=lambda wc: rank_feature_files(wc.config),
+        metrics=lambda wc: PLAN.probe_metrics_files(wc.config),
+        runs=lambda wc: PLAN.run_done_files(wc.config),
+        features=lambda wc: PLAN.rank_feature_files(wc.config),
         code=REPORT_CODE,
     output:
-        md=findings_file("{config}"),
+        md=PLAN.findings_file("{config}"),
     log:
         log_file("report", "{config}", "findings.log"),
     localrule: True
     conda:
         "../../envs/nextvid.yaml"
     params:
-        runs=lambda wc: run_dirs(wc.config),
+        runs=lambda wc: PLAN.run_dirs(wc.config),
         features=lambda wc, input: (
             f"--features {shlex.join(input.features)}" if input.features else ""
         ),
@@ -179,13 +165,13 @@ rule publish_findings:
     reaches the command quoted (a `run:` block would not do: Snakemake spawns one as a shell command
     with the wildcard unquoted)."""
     input:
-        md=lambda wc: findings_file(FINDINGS_DOCS[wc.doc]),
+        md=lambda wc: PLAN.findings_file(FINDINGS_DOCS[wc.doc]),
     output:
         md="{doc}",
     log:
         log_file("report", "publish", "{doc}.log"),
     wildcard_constraints:
-        doc="|".join(map(re.escape, FINDINGS_DOCS)) or "(?!)",  # (?!): no experiment publishes one
+        doc=FINDINGS_DOC_RE,
     localrule: True
     conda:
         "../../envs/nextvid.yaml"

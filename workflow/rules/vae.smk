@@ -2,15 +2,15 @@
 # pretraining mixture (`nextvid vae train`, nextvid.vae, docs/vae.md) into results/vae/<experiment>/,
 # a diffusers AutoencoderKL directory with its latent statistics (stats.json) and its held-out
 # reconstruction PSNR beside a bilinear down-up baseline (metrics.json). The runs that read it get
-# target.vae_path, target.vae_stats and the latent shape from common.smk (pretrain_overrides).
+# target.vae_path, target.vae_stats and the latent shape from nextvid.plan (pretrain_overrides).
 # Like data and pretraining, no code inputs: a package change never retrains it (nor the runs on it).
 
 
 rule vae:
     input:
-        unpack(vae_inputs),
+        unpack(lambda wc: PLAN.vae_inputs()),
     output:
-        **vae_files("{config}"),
+        **PLAN.vae_files("{config}"),
         metrics=str(layout.vae_dir("{config}") / "metrics.json"),
     log:
         log_file("vae", "{config}.log"),
@@ -22,7 +22,7 @@ rule vae:
         runtime=60,
     params:
         out=lambda wc: str(layout.vae_dir(wc.config)),
-        args=vae_args,
+        args=lambda wc: PLAN.vae_args(wc.config),
     shell:
         "nextvid vae train --mixture {input.mixture:q} --val-manifest {input.val:q}"
         " {params.args} --threads {threads} --out {params.out:q} > {log:q} 2>&1"

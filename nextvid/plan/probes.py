@@ -1,0 +1,85 @@
+"""Probes of an experiment: which checkpoints are probed on which benchmark with which protocol, and
+the reference rows (a random-init encoder, raw pixels) at step 0.
+
+A probe's protocol is the benchmark's (nextvid.probe.protocol), an optional YAML file and the
+overrides of the experiment, the benchmark and the seed: seed n replicates pretraining and probing.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from nextvid import layout
+from nextvid.catalog import REFERENCE_VARIANTS, SPLITS, random_checkpoint
+from nextvid.plan.runs import RunPlan, set_args
+
+
+class ProbePlan(RunPlan):
+    def probe_steps(self, name: str) -> list[int]:
+        """The steps probed: probe.steps, or every kept checkpoint."""
+        steps = self.experiments[name]["probe"]["steps"]
+        return sorted(steps) if steps is not None else self.kept_steps(name)
+
+    def references(self, name: str) -> list[str]:
+        """The reference rows an experiment probes: probe.references, or all of them."""
+        refs = self.experiments[name]["probe"]["references"]
+        return list(REFERENCE_VARIANTS) if refs is None else refs
+
+    def probe_benchmark(self, name: str, benchmark: str) -> dict[str, Any]:
+        """A benchmark's dataset, protocol file (None: the benchmark's own) and overrides."""
+        spec = self.experiments[name]["probe"]["benchmarks"][benchmark]
+        if isinstance(spec, str):
+            spec = {"dataset": spec}
+        return {"protocol": None, "set": [], **spec}
+
+    def probe_overrides(self, name: str, benchmark: str, seed: int) -> list[str]:
+        """Protocol overrides: the experiment's, the benchmark's, and the seed (probe heads, held-out
+        split, random-init reference encoder)."""
+        spec = self.probe_benchmark(name, benchmark)
+        return list(self.experiments[name]["probe"]["set"]) + list(spec["set"]) + [f"seed={seed}"]
+
+    def probe_manifests(self, name: str, benchmark: str) -> dict[str, str]:
+        dataset = self.probe_benchmark(name, benchmark)["dataset"]
+        return {split: self.manifest(dataset, split, benchmark) for split in SPLITS}
+
+    def probe_protocol_file(self, name: str, benchmark: str) -> list[str]:
+        protocol = self.probe_benchmark(name, benchmark)["protocol"]
+        return [protocol] if protocol else []
+
+    def probe_set_args(self, name: str, benchmark: str, seed: int | str) -> str:
+        """The overrides alone (`nextvid report features` takes no protocol file)."""
+        return set_args(self.probe_overrides(name, benchmark, int(seed)))
+
+    def probe_args(self, name: str, benchmark: str, seed: int | str) -> str:
+        """The protocol: an optional YAML file and the overrides."""
+        args = self.probe_set_args(name, benchmark, seed)
+        protocol = self.probe_benchmark(name, benchmark)["protocol"]
+        return f"--protocol {shlex.quote(protocol)} {args}" if protocol else args
+
+    def probe_encoder(self, name: str, variant: str) -> str:
+        """The encoder a probe reads: raw pixels, the random-init reference, or the experiment's."""
+        if variant == "pixels":
+            return "pixels"
+        if variant == "random":
+            return "reference"
+        return self.experiments[name]["probe"]["encoder"]
+
+    def reference_checkpoint(self, name: str) -> str:
+        """A reference row's encoder: random init of the experiment's preset (`pixels` reads only its
+        tubelet geometry)."""
+        return random_checkpoint(self.experiments[name]["preset"])
+
+    def probe_metrics_files(self, name: str) -> list[str]:
+        """Every probe result of an experiment: variant x seed x probed step x benchmark, and the
+        reference rows at step 0."""
+        exp = self.experiments[name]
+        out = []
+        for seed in exp["seeds"]:
+            for benchmark in exp["probe"]["benchmarks"]:
+                for variant in exp["variants"]:
+                    for step in self.probe_steps(name):
+                        out.append(layout.probe_metrics(name, variant, seed, step, benchmark))
+                for ref in self.references(name):
+                    out.append(layout.probe_metrics(name, ref, seed, 0, benchmark))
+        return [str(p) for p in out]
