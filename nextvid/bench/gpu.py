@@ -78,9 +78,9 @@ def run_case(preset: str, kernel: str, args, device, rate: float) -> dict:
     from nextvid.models.nextvid import build_model
     from nextvid.presets import get_preset
     from nextvid.provenance import mix_seed
-    from nextvid.train.loop import train_step
     from nextvid.train.precision import resolve
     from nextvid.train.schedule import plan
+    from nextvid.train.step import train_step
 
     cfg = merge(get_preset(preset), {"compute": {"attention": kernel}})
     p = plan(cfg.schedule, 0)

@@ -255,7 +255,7 @@ def count_step_flops(model, video, masks, p, seeds) -> int:
 
 
 def measure(args) -> dict:
-    from nextvid.train.loop import train_step
+    from nextvid.train.step import train_step
 
     cfg = resolve_config(args)
     dtypes = parse_dtypes(args.dtypes)
