@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "nextvid"
 MAX_LINES = 350
 # Not yet split by job (issue 23): each may only shrink; remove its entry once it is under MAX_LINES.
-NOT_YET_SPLIT = {"nextvid/memory.py": 364, "nextvid/data/sources.py": 362}
+NOT_YET_SPLIT = {"nextvid/data/sources.py": 362}
 
 
 def _module_name(path: Path) -> str:

@@ -74,7 +74,8 @@ def run_case(preset: str, kernel: str, args, device, rate: float) -> dict:
 
     from nextvid.config import merge
     from nextvid.masking import MaskSampler
-    from nextvid.memory import clip_shapes, current_setting, estimate
+    from nextvid.memory import clip_shapes, estimate
+    from nextvid.memory_fit import current_setting
     from nextvid.models.nextvid import build_model
     from nextvid.presets import get_preset
     from nextvid.provenance import mix_seed
