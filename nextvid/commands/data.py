@@ -49,16 +49,16 @@ def _label_map(args):
     return load_label_map(args.label_map) if args.label_map else None
 
 
-# --- fetch and the embedded default (nextvid.data.sources, nextvid.data.embedded) ---------------------------------------------------------------------------------------
+# --- fetch and the embedded default (nextvid.data.fetch, nextvid.data.embedded) ---------------------------------------------------------------------------------------
 
 def _configure_fetch(p) -> None:
-    from nextvid.data.sources import configure_fetch
+    from nextvid.data.fetch import configure_fetch
 
     configure_fetch(p)
 
 
 def _run_fetch(args) -> int:
-    from nextvid.data.sources import run_fetch
+    from nextvid.data.fetch import run_fetch
 
     return run_fetch(args)
 
