@@ -59,7 +59,7 @@ def matmul_rate(device) -> tuple[float, str]:
         return measure_gpu_matmul(), "measured: bf16 8192^3 product, CUDA events"
     import torch
 
-    from nextvid.bench.train import matmul
+    from nextvid.bench.timing import matmul
 
     run, n = matmul(torch.bfloat16, 1024), 1024
     start = time.perf_counter()
