@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from nextvid.config import Config, ConfigError, save as save_config
 from nextvid.data.badinput import SkipLog
@@ -31,6 +31,7 @@ from nextvid.progress import Progress
 from nextvid.provenance import mix_seed
 from nextvid.train import checkpoint as ckpt, distributed, precision as precisions
 from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
+from nextvid.train.sampler import StepBatchSampler, rank_batch
 from nextvid.train.schedule import end_step, plan, samples_before, stage_ends
 from nextvid.train.step import train_step, unwrap
 
@@ -44,28 +45,6 @@ MIN_SEEN = 200  # samples a rank reads before data.max_bad_fraction is enforced 
 
 class EmptyBatchError(RuntimeError):
     """Every sample of a rank's batch was unreadable: the step cannot be taken (bad data, see skips.json)."""
-
-
-class StepBatchSampler(Sampler[list[int]]):
-    """The global sample indices of this rank's share of each step's batch, steps [begin, end)."""
-
-    def __init__(self, cfg: Config, begin: int, end: int, rank: int, world: int):
-        self.cfg, self.begin, self.end, self.rank, self.world = cfg, begin, end, rank, world
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for step in range(self.begin, self.end):
-            per_rank = rank_batch(plan(self.cfg.schedule, step).batch_size, self.world)
-            first = samples_before(self.cfg.schedule, step) + self.rank * per_rank
-            yield list(range(first, first + per_rank))
-
-    def __len__(self) -> int:
-        return self.end - self.begin
-
-
-def rank_batch(global_batch: int, world: int) -> int:
-    if global_batch % world:
-        raise ValueError(f"batch size {global_batch} is not divisible by the {world} ranks")
-    return global_batch // world
 
 
 class Trainer:
