@@ -165,7 +165,7 @@ def check_memory(cfg: Config) -> None:
     """Stop before a GPU job is queued if the memory model says a stage will not fit on its GPUs
     (launch.gpu_mem_gb; 0 or a CPU-only launch skips it)."""
     from nextvid.config import ConfigError
-    from nextvid.memory import check_fits
+    from nextvid.memory_fit import check_fits
 
     gpus = cfg.launch.nodes * cfg.launch.gpus_per_node
     if gpus == 0:

@@ -23,7 +23,7 @@ from nextvid.config_schema import (
 
 def _paper(width: int, depth: int, heads: int, mlp_ratio: float, micro_batches: tuple[int, ...]) -> Config:
     """`micro_batches`: clips per GPU per forward/backward in each stage, from the memory model for an
-    80 GB GPU at the paper's 96 GPUs (`nextvid.memory.fitted_config`, docs/performance.md "Paper
+    80 GB GPU at the paper's 96 GPUs (`nextvid.memory_fit.fitted_config`, docs/performance.md "Paper
     scale"). In clips, never 0 (the whole per-GPU batch), so they hold at any GPU count."""
     encoder = EncoderConfig(width=width, depth=depth, heads=heads, mlp_ratio=mlp_ratio)
     stages = tuple(replace(stage, micro_batch=m) for stage, m in zip(PAPER_STAGES, micro_batches, strict=True))

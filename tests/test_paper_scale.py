@@ -12,8 +12,8 @@ from nextvid.masking import MaskSampler
 from nextvid.models.nextvid import build_model
 from nextvid.presets import get_preset
 from nextvid.provenance import mix_seed
-from nextvid.train.loop import micro_batches, train_step
 from nextvid.train.schedule import plan
+from nextvid.train.step import micro_batches, train_step
 
 
 def nano(**overrides):

@@ -21,9 +21,10 @@ from nextvid.data.badinput import TooManyBadInputs
 from nextvid.experiments import VARIANTS
 from nextvid.presets import get_preset
 from nextvid.train import checkpoint as ckpt, loop
-from nextvid.train.loop import NonFiniteLossError, Trainer
+from nextvid.train.loop import Trainer
 from nextvid.train.metrics import read_metrics
 from nextvid.train.schedule import plan, samples_before, stage_ends
+from nextvid.train.step import NonFiniteLossError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from clips import DriftingPatterns, PoisonedPatterns, UnreadableEvery  # noqa: E402

@@ -23,8 +23,8 @@ from nextvid.masking import MaskSampler
 from nextvid.models.nextvid import build_model
 from nextvid.models.targets import PixelTarget
 from nextvid.presets import get_preset
-from nextvid.train.loop import train_step
 from nextvid.train.schedule import plan
+from nextvid.train.step import train_step
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from typing import Callable
 
-from nextvid.bench.train import (
+from nextvid.bench.timing import (
     add_timing_arguments,
     bf16_verdict,
     cpu_flags,

@@ -59,7 +59,7 @@ def matmul_rate(device) -> tuple[float, str]:
         return measure_gpu_matmul(), "measured: bf16 8192^3 product, CUDA events"
     import torch
 
-    from nextvid.bench.train import matmul
+    from nextvid.bench.timing import matmul
 
     run, n = matmul(torch.bfloat16, 1024), 1024
     start = time.perf_counter()
@@ -74,13 +74,14 @@ def run_case(preset: str, kernel: str, args, device, rate: float) -> dict:
 
     from nextvid.config import merge
     from nextvid.masking import MaskSampler
-    from nextvid.memory import clip_shapes, current_setting, estimate
+    from nextvid.memory import clip_shapes, estimate
+    from nextvid.memory_fit import current_setting
     from nextvid.models.nextvid import build_model
     from nextvid.presets import get_preset
     from nextvid.provenance import mix_seed
-    from nextvid.train.loop import train_step
     from nextvid.train.precision import resolve
     from nextvid.train.schedule import plan
+    from nextvid.train.step import train_step
 
     cfg = merge(get_preset(preset), {"compute": {"attention": kernel}})
     p = plan(cfg.schedule, 0)

@@ -37,7 +37,7 @@ def run(args) -> int:
 
 def _memory(cfg, args) -> int:
     from nextvid.config import ConfigError
-    from nextvid.memory import memory_plan
+    from nextvid.memory_fit import memory_plan
 
     gpus = args.gpus or cfg.launch.nodes * cfg.launch.gpus_per_node
     try:

@@ -1,4 +1,4 @@
-"""The pretraining loop: a small step function, and a loop around it that owns data, logging and
+"""The pretraining loop around the step function (nextvid.train.step): it owns data, logging and
 checkpoints.
 
 Determinism by construction: the LR, tau draws, frames and batch size come from the schedule (a
@@ -11,29 +11,29 @@ two-rank run sees exactly the global batch a one-rank run sees (the masks too, u
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from nextvid.config import Config, ConfigError, save as save_config
 from nextvid.data.badinput import SkipLog
 from nextvid.data.datasets import make_loader
 from nextvid.io import atomic_write_json
 from nextvid.masking import MaskSampler
-from nextvid.models.nextvid import PretrainModel, build_model
+from nextvid.models.nextvid import build_model
 from nextvid.models.targets import build_target
 from nextvid.progress import Progress
 from nextvid.provenance import mix_seed
 from nextvid.train import checkpoint as ckpt, distributed, precision as precisions
 from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
-from nextvid.train.schedule import StepPlan, end_step, kept_steps, plan, samples_before, stage_ends
+from nextvid.train.sampler import StepBatchSampler, rank_batch
+from nextvid.train.schedule import end_step, kept_steps, plan, samples_before, stage_ends
+from nextvid.train.step import train_step, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -43,106 +43,8 @@ SKIPS = "skips.json"  # every skipped (unreadable) pretraining sample so far, al
 MIN_SEEN = 200  # samples a rank reads before data.max_bad_fraction is enforced (a fraction of 3 samples means nothing)
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced NaN/inf; the run stops and keeps its last good checkpoint."""
-
-
 class EmptyBatchError(RuntimeError):
     """Every sample of a rank's batch was unreadable: the step cannot be taken (bad data, see skips.json)."""
-
-
-@dataclass
-class StepResult:
-    values: dict[str, float]
-    grad_norm: float
-    features: Optional[torch.Tensor]
-
-
-def train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    video: torch.Tensor,
-    masks: list[torch.Tensor],
-    step_plan: StepPlan,
-    cfg: Config,
-    noise_seeds: list[int],
-    targets: Optional[torch.Tensor] = None,
-    check_finite: Callable[[torch.Tensor], bool] = lambda loss: bool(torch.isfinite(loss)),
-    *,
-    precision: str,
-) -> StepResult:
-    """One optimisation step: set LRs, forward (bf16 autocast when `precision`, the run's resolved one, is bf16) and backward of each
-    micro-batch, clip, AdamW, EMA. Raises NonFiniteLossError before touching the weights if the loss
-    is not finite.
-
-    Micro-batches (`step_plan.micro_batch` clips each) accumulate the gradient of the whole batch's
-    loss: every loss term is a mean over samples with equal element counts, so micro-batch i's loss
-    weighted by its share of the rows sums to the batch loss. Masks, noise seeds and targets are the
-    batch's, sliced; one gradient clip, one optimiser step and one EMA update per step, as without them. DDP
-    all-reduces once, on the last micro-batch."""
-    for group in optimizer.param_groups:
-        group["lr"] = step_plan.decoder_lr if group["lr_group"] == "decoder" else step_plan.lr
-    optimizer.zero_grad(set_to_none=True)
-    rows = micro_batches(video.shape[0], step_plan.micro_batch)
-    totals: dict[str, torch.Tensor] = {}
-    contexts = []
-    for i, part in enumerate(rows):
-        share = (part.stop - part.start) / video.shape[0]
-        last = i == len(rows) - 1
-        ddp = getattr(model, "_orig_mod", model)  # under torch.compile, the DDP module it wraps
-        sync = contextlib.nullcontext() if last or not isinstance(ddp, DistributedDataParallel) else ddp.no_sync()
-        with sync:
-            with precisions.autocast(video.device, precision):
-                out = model(video[part], [m[part] for m in masks], tau_draws=step_plan.tau_draws,
-                            targets=None if targets is None else targets[part], noise_seeds=noise_seeds[part])
-            (out["loss"] * share).backward()
-        for k, v in out.items():
-            if v.dim() == 0:
-                totals[k] = totals.get(k, 0.0) + v.detach().float() * share
-        if "context" in out:
-            contexts.append(out["context"])
-    loss = totals["loss"]
-    if not check_finite(loss):
-        raise NonFiniteLossError(f"non-finite loss at step {step_plan.step}: {loss.item()} ({', '.join(f'{k}={v.item():.4g}' for k, v in totals.items())})")
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.schedule.grad_clip)
-    optimizer.step()
-    unwrap(model).update_reference(cfg.objective.ema_momentum)
-    values = {k: float(v) for k, v in totals.items()}
-    return StepResult(values, float(grad_norm), torch.cat(contexts) if contexts else None)
-
-
-def micro_batches(rows: int, micro_batch: int) -> list[slice]:
-    """Consecutive row ranges of at most `micro_batch` rows (0: one range of all `rows`)."""
-    size = micro_batch or rows
-    return [slice(start, min(start + size, rows)) for start in range(0, rows, size)]
-
-
-def unwrap(model: torch.nn.Module) -> PretrainModel:
-    """The model under the DDP and torch.compile wrappers."""
-    model = getattr(model, "_orig_mod", model)
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-class StepBatchSampler(Sampler[list[int]]):
-    """The global sample indices of this rank's share of each step's batch, steps [begin, end)."""
-
-    def __init__(self, cfg: Config, begin: int, end: int, rank: int, world: int):
-        self.cfg, self.begin, self.end, self.rank, self.world = cfg, begin, end, rank, world
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for step in range(self.begin, self.end):
-            per_rank = rank_batch(plan(self.cfg.schedule, step).batch_size, self.world)
-            first = samples_before(self.cfg.schedule, step) + self.rank * per_rank
-            yield list(range(first, first + per_rank))
-
-    def __len__(self) -> int:
-        return self.end - self.begin
-
-
-def rank_batch(global_batch: int, world: int) -> int:
-    if global_batch % world:
-        raise ValueError(f"batch size {global_batch} is not divisible by the {world} ranks")
-    return global_batch // world
 
 
 class Trainer:
