@@ -19,7 +19,15 @@ REFERENCE_VARIANTS = ("random", "pixels")
 
 # the paper's tables we fill (nextvid.report.tables: Table 1, then the ablations of
 # nextvid.report.paper.ABLATIONS, in its order) and our figures, by short name -> file stem
-TABLES = ("table1", "table2_design", "table3_target", "table4_masking", "table5_decoder", "table11_tau_draws", "table12_ema")
+TABLES = (
+    "table1",
+    "table2_design",
+    "table3_target",
+    "table4_masking",
+    "table5_decoder",
+    "table11_tau_draws",
+    "table12_ema",
+)
 FIGURES = {
     "fig4": "fig4_probe_vs_step",
     "fig5": "fig5_generations",
@@ -38,4 +46,4 @@ def random_checkpoint(preset: str) -> str:
 
 def random_preset(checkpoint: str) -> Optional[str]:
     """The preset of a `random:PRESET` checkpoint argument; None for a checkpoint file."""
-    return checkpoint[len(RANDOM_PREFIX):] if checkpoint.startswith(RANDOM_PREFIX) else None
+    return checkpoint[len(RANDOM_PREFIX) :] if checkpoint.startswith(RANDOM_PREFIX) else None

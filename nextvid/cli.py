@@ -16,9 +16,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("nextvid.commands.config", "print a resolved config (preset + file + overrides)"),
     "pretrain": ("nextvid.commands.pretrain", "pretrain an encoder (debug, local or SLURM launcher)"),
     "probe": ("nextvid.commands.probe", "attentive probe of a frozen encoder on one benchmark"),
-    "data": ("nextvid.commands.data", "convert benchmarks to manifests, check files, cache decoded clips, fetch sources"),
+    "data": (
+        "nextvid.commands.data",
+        "convert benchmarks to manifests, check files, cache decoded clips, fetch sources",
+    ),
     "bench": ("nextvid.commands.bench", "benchmarks (data loading, ...): a table, results/bench/<name>.json"),
-    "generate": ("nextvid.commands.generate", "next-frame generations from a checkpoint's flow decoder (Fig. 5 samples)"),
+    "generate": (
+        "nextvid.commands.generate",
+        "next-frame generations from a checkpoint's flow decoder (Fig. 5 samples)",
+    ),
     "report": ("nextvid.commands.report", "tables beside the paper's, figures, findings, t-SNE features"),
     "vae": ("nextvid.commands.vae", "train the small VAE of the `vae` generation target on a mixture's frames"),
 }
@@ -27,7 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nextvid", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an input error (a bad config, override or file)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an input error (a bad config, override or file)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)

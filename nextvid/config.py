@@ -44,11 +44,38 @@ from nextvid.config_schema import (
 from nextvid.presets import get_preset
 
 __all__ = [
-    "NON_TRAINING_KEYS", "PAPER_STAGES", "BlockMaskSpec", "ComputeConfig", "Config", "ConfigError", "DataConfig",
-    "DecoderConfig", "EncoderConfig", "LaunchConfig", "MaskingConfig", "ModelConfig", "ObjectiveConfig",
-    "PredictorConfig", "RangeRule", "ScheduleConfig", "SourceConfig", "StageConfig", "TargetConfig",
-    "TrainConfig", "check_ranges", "from_dict", "load", "load_yaml", "load_yaml_file", "merge",
-    "parse_override", "save", "to_plain", "validate", "add_config_arguments", "resolve_config",
+    "NON_TRAINING_KEYS",
+    "PAPER_STAGES",
+    "BlockMaskSpec",
+    "ComputeConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DecoderConfig",
+    "EncoderConfig",
+    "LaunchConfig",
+    "MaskingConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "PredictorConfig",
+    "RangeRule",
+    "ScheduleConfig",
+    "SourceConfig",
+    "StageConfig",
+    "TargetConfig",
+    "TrainConfig",
+    "check_ranges",
+    "from_dict",
+    "load",
+    "load_yaml",
+    "load_yaml_file",
+    "merge",
+    "parse_override",
+    "save",
+    "to_plain",
+    "validate",
+    "add_config_arguments",
+    "resolve_config",
 ]
 
 
@@ -80,9 +107,18 @@ def save(cfg: Config, path: str | Path, header: str = "") -> None:
 
 
 def add_config_arguments(parser) -> None:
-    parser.add_argument("--preset", help="named config (vit_l, vit_h, vit_g, tiny, nano, cpu); default vit_l or the file's `preset:`")
+    parser.add_argument(
+        "--preset", help="named config (vit_l, vit_h, vit_g, tiny, nano, cpu); default vit_l or the file's `preset:`"
+    )
     parser.add_argument("--config", help="YAML file applied on top of the preset")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. model.encoder.depth=4 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, e.g. model.encoder.depth=4 (repeatable)",
+    )
 
 
 def resolve_config(args):

@@ -29,7 +29,6 @@ class ConfigError(UserInputError):
     kind = "config error"
 
 
-
 def plain_hash(d: dict) -> str:
     """12 hex digits of sha256 over the canonical JSON of plain data (`to_plain`)."""
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
@@ -114,6 +113,7 @@ def parse_override(text: str) -> dict[str, Any]:
     node[parts[-1]] = value
     return out
 
+
 # --------------------------------------------------------------------------------------------------
 # ranges of numeric fields, by rule rather than field by field: every number of a config built with
 # this machinery (this Config, probe protocols, the VAE config) is checked by the first rule whose
@@ -144,7 +144,10 @@ RANGE_RULES = (
     RangeRule(r"lr|lr_\w+|\w+_lr", 0.0, low_open=True),  # learning rates
     RangeRule(r"betas", 0.0, 1.0),  # AdamW
     RangeRule(r"\w*workers|warmup_\w+", 0.0),  # counts that may be 0 (before the sizes and steps below)
-    RangeRule(r"\w*(width|depth|heads|chans|channels|groups|downsample|pool)|\w+_size|frames|tubelet|steps|\w+_steps|num_\w+|\w+_every", 1.0),
+    RangeRule(
+        r"\w*(width|depth|heads|chans|channels|groups|downsample|pool)|\w+_size|frames|tubelet|steps|\w+_steps|num_\w+|\w+_every",
+        1.0,
+    ),
     RangeRule(r"\w+", 0.0),  # any other number: finite and not negative
 )
 
@@ -170,6 +173,7 @@ def _numbers(obj: Any, path: str) -> Iterator[tuple[str, float]]:
 
 def _field_name(key: str) -> str:
     return next(part for part in reversed(key.split(".")) if not part.isdigit())
+
 
 # --------------------------------------------------------------------------------------------------
 # helpers

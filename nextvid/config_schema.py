@@ -196,7 +196,9 @@ class TrainConfig:
     checkpoint_every: int = 1000  # the latest checkpoint is overwritten this often
     keep_steps: tuple[int, ...] = ()  # checkpoints kept for probing (in addition to the latest)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bitwise resume on CPU
-    tensorboard: bool = False  # also write the metrics.csv scalars to <run>/tensorboard/ (rank 0; needs nextvid[tensorboard])
+    tensorboard: bool = (
+        False  # also write the metrics.csv scalars to <run>/tensorboard/ (rank 0; needs nextvid[tensorboard])
+    )
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,6 @@ class Config:
         for key in NON_TRAINING_KEYS:
             d["train"].pop(key)
         return plain_hash(d)
-
 
 
 NON_TRAINING_KEYS = ("log_every", "checkpoint_every", "keep_steps", "tensorboard")

@@ -91,8 +91,12 @@ def make_executor(cfg: Config, folder: Path, launcher: Launcher) -> submitit.Exe
         return submitit.DebugExecutor(folder=folder)
     if launcher == "local":
         ex = submitit.LocalExecutor(folder=folder, max_num_timeout=lc.max_timeouts)
-        ex.update_parameters(timeout_min=lc.timeout_min, signal_delay_s=lc.signal_delay_s,
-                             gpus_per_node=lc.gpus_per_node if _has_gpu() else 0, tasks_per_node=1)
+        ex.update_parameters(
+            timeout_min=lc.timeout_min,
+            signal_delay_s=lc.signal_delay_s,
+            gpus_per_node=lc.gpus_per_node if _has_gpu() else 0,
+            tasks_per_node=1,
+        )
         return ex
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=lc.max_timeouts)
     params = dict(
@@ -119,7 +123,9 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def launch(cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait: bool = False, snapshot: bool = True) -> dict:
+def launch(
+    cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait: bool = False, snapshot: bool = True
+) -> dict:
     """Submit (or re-attach to) the pretraining job of `cfg` in `out_dir`; returns the job record.
     With `wait`, block until the run is complete and raise LaunchError with the job's error."""
     from nextvid.provenance import git_commit
@@ -186,8 +192,12 @@ def _submission_context(launcher: Launcher, out: Path, snapshot: bool):
         stack.enter_context(submitit.helpers.clean_env())
         if snapshot:
             if not submitit.helpers.RsyncSnapshot.available():
-                raise LaunchError("the SLURM launcher snapshots the code with rsync, which is not installed (install it, or pass --no-snapshot)")
-            stack.enter_context(submitit.helpers.RsyncSnapshot(out / "code", root_dir=Path(__file__).resolve().parents[1]))
+                raise LaunchError(
+                    "the SLURM launcher snapshots the code with rsync, which is not installed (install it, or pass --no-snapshot)"
+                )
+            stack.enter_context(
+                submitit.helpers.RsyncSnapshot(out / "code", root_dir=Path(__file__).resolve().parents[1])
+            )
         yield
 
 
@@ -207,8 +217,10 @@ def _reattach(record: dict, folder: Path) -> Optional[submitit.Job]:
         if state == "UNKNOWN":  # sacct failed (no slurmdbd, or a busy one): ask the controller
             state = _squeue_state(job_id)
         if state == "UNKNOWN":
-            raise LaunchError(f"cannot tell whether SLURM job {job_id} of this run is alive (sacct and squeue give no state); "
-                              "not submitting a second job into the same run directory")
+            raise LaunchError(
+                f"cannot tell whether SLURM job {job_id} of this run is alive (sacct and squeue give no state); "
+                "not submitting a second job into the same run directory"
+            )
         alive = state in LIVE_STATES
     else:  # local: the job id is the controller's pid, if that pid is still the recorded process
         alive = _pid_alive(int(job_id)) and _is_recorded_process(int(job_id), record, folder)
@@ -222,7 +234,9 @@ def _squeue_state(job_id: str) -> str:
     """The job's state from the controller: 'GONE' once it has forgotten the job (MinJobAge after the
     end), 'UNKNOWN' when it cannot be asked."""
     try:
-        proc = subprocess.run(["squeue", "-h", "-j", job_id, "-t", "all", "-o", "%T"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-t", "all", "-o", "%T"], capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "UNKNOWN"
     if proc.returncode == 0 and proc.stdout.strip():
@@ -294,4 +308,3 @@ def _wait(job: submitit.Job, out: Path) -> None:
         raise LaunchError(f"pretraining job {job.job_id} for {out} failed: {err}") from err
     if not (out / DONE).is_file():
         raise LaunchError(f"pretraining job {job.job_id} ended but {out / DONE} is missing")
-

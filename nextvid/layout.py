@@ -22,8 +22,12 @@ from pathlib import Path
 from nextvid.catalog import random_preset
 
 RESULTS = Path("results")
-_FEATURES = re.compile(r"features/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)\.npz$")
-_PROBE = re.compile(r"probe/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)/metrics\.json$")
+_FEATURES = re.compile(
+    r"features/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)\.npz$"
+)
+_PROBE = re.compile(
+    r"probe/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/step(?P<step>\d+)/(?P<benchmark>[^/]+)/metrics\.json$"
+)
 
 
 def step_name(step: int) -> str:
@@ -85,7 +89,9 @@ def parse_probe_metrics(path: str | Path) -> ProbeKey:
     """The (config, variant, seed, step, benchmark) a probe metrics.json belongs to, from its path."""
     m = _PROBE.search(Path(path).as_posix())
     if m is None:
-        raise ValueError(f"{path}: not a probe result path (expected .../probe/<config>/<variant>/seed<n>/step<n>/<benchmark>/metrics.json)")
+        raise ValueError(
+            f"{path}: not a probe result path (expected .../probe/<config>/<variant>/seed<n>/step<n>/<benchmark>/metrics.json)"
+        )
     return ProbeKey(m["config"], m["variant"], int(m["seed"]), int(m["step"]), m["benchmark"])
 
 
@@ -93,7 +99,9 @@ def parse_features_file(path: str | Path) -> ProbeKey:
     """The (config, variant, seed, step, benchmark) a features.npz belongs to, from its path."""
     m = _FEATURES.search(Path(path).as_posix())
     if m is None:
-        raise ValueError(f"{path}: not a features path (expected .../features/<config>/<variant>/seed<n>/step<n>/<benchmark>.npz)")
+        raise ValueError(
+            f"{path}: not a features path (expected .../features/<config>/<variant>/seed<n>/step<n>/<benchmark>.npz)"
+        )
     return ProbeKey(m["config"], m["variant"], int(m["seed"]), int(m["step"]), m["benchmark"])
 
 
@@ -103,5 +111,7 @@ def checkpoint_label(checkpoint: str, encoder: str = "reference") -> str:
         return "pixels"
     if random_preset(checkpoint) is not None:
         return f"random ({random_preset(checkpoint)})"
-    m = re.search(r"pretrain/[^/]+/(?P<variant>[^/]+)/seed(?P<seed>\d+)/checkpoints/step_(?P<step>\d+)\.pt$", checkpoint)
+    m = re.search(
+        r"pretrain/[^/]+/(?P<variant>[^/]+)/seed(?P<seed>\d+)/checkpoints/step_(?P<step>\d+)\.pt$", checkpoint
+    )
     return f"{m['variant']} seed {m['seed']} step {int(m['step'])}" if m else checkpoint

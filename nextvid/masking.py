@@ -63,7 +63,9 @@ class MultiBlockMask:
                 break
             masked[empty] = self.masked_map(int(empty.sum()), h, w, generator)
         else:
-            raise RuntimeError(f"multi-block mask {self.spec} covers the whole {self.grid_hw} grid; lower spatial_scale or num_blocks")
+            raise RuntimeError(
+                f"multi-block mask {self.spec} covers the whole {self.grid_hw} grid; lower spatial_scale or num_blocks"
+            )
         return truncate_to_batch_min(~masked, generator)
 
 
@@ -125,7 +127,7 @@ class MaskSampler:
             generator = self._generator(step, rank)
             return [view(per_rank, generator) for view in self.views]
         generator = self._generator(step, 0)
-        return [view(batch, generator)[rank * per_rank:(rank + 1) * per_rank] for view in self.views]
+        return [view(batch, generator)[rank * per_rank : (rank + 1) * per_rank] for view in self.views]
 
     def _generator(self, step: int, rank: int) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + step + rank * 2**40)

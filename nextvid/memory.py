@@ -74,7 +74,9 @@ def vit_block(tokens: int, d: int, hidden: int, heads: int, a: int) -> int:
     return tokens * (2 * _norm_in(d) + a * (d + 3 * d + 2 * d + d + d + 2 * hidden) + F32 * heads)
 
 
-def cross_block(queries: int, context: int, d: int, hidden: int, heads: int, a: int, shared_context_norm_in: bool) -> int:
+def cross_block(
+    queries: int, context: int, d: int, hidden: int, heads: int, a: int, shared_context_norm_in: bool
+) -> int:
     """CrossAttentionBlock. Per query: LN_q in and out, RoPE'd q, attention out and log-sum-exp, LN in
     and out before the MLP, fc1 and GELU outs. Per context token: LN_ctx in (the same tensor for every
     block in fp32: counted once by the caller then), its out (kv's input), the kv output, RoPE'd k."""
@@ -113,7 +115,9 @@ def clip_shapes(cfg: Config, frames: int, batch: int, step: int = 0) -> Shapes:
 
 
 @functools.lru_cache(maxsize=64)
-def _clip_shapes(enc: EncoderConfig, masking: MaskingConfig, loss_positions: str, seed: int, frames: int, batch: int, step: int) -> Shapes:
+def _clip_shapes(
+    enc: EncoderConfig, masking: MaskingConfig, loss_positions: str, seed: int, frames: int, batch: int, step: int
+) -> Shapes:
     from nextvid.masking import MaskSampler
 
     grid = enc.image_size // enc.patch_size
@@ -160,11 +164,22 @@ class Estimate:
         return {k: round(v / GIB, 2) for k, v in {**fields, "saved": self.saved, "peak": self.peak}.items()}
 
 
-def estimate(cfg: Config, clips: int, frames: int, tau_draws: int, gpus: int = 1, bf16: Optional[bool] = None,
-             kernel: str = "flex", checkpoint: frozenset[str] = frozenset(), shapes: Optional[Shapes] = None) -> Estimate:
+def estimate(
+    cfg: Config,
+    clips: int,
+    frames: int,
+    tau_draws: int,
+    gpus: int = 1,
+    bf16: Optional[bool] = None,
+    kernel: str = "flex",
+    checkpoint: frozenset[str] = frozenset(),
+    shapes: Optional[Shapes] = None,
+) -> Estimate:
     """Memory of one step's micro-batch of `clips` clips of `frames` frames on one of `gpus` GPUs."""
     if cfg.objective.method != "nextvid":
-        raise ConfigError(f"objective.method: the memory model covers NExT-Vid, not the {cfg.objective.method!r} baseline")
+        raise ConfigError(
+            f"objective.method: the memory model covers NExT-Vid, not the {cfg.objective.method!r} baseline"
+        )
     sizes = _sizes(cfg.model, cfg.objective, cfg.target)
     shapes = shapes or clip_shapes(cfg, frames, clips)
     # a GPU runs "auto" as bf16 (every GPU the paper presets target has it natively)
@@ -183,13 +198,15 @@ def estimate(cfg: Config, clips: int, frames: int, tau_draws: int, gpus: int = 1
         block = vit_block(ctx_tokens, enc.width, hidden_enc, enc.heads, a) + (a * (Fr * visible) ** 2 if dense else 0)
         blocks.append(block)
         encoder += _module(enc.depth, block, ctx_tokens * a * enc.width, "encoder" in checkpoint)
-        encoder += (0 if a == F32 else clips * shapes.video_elements * a)  # the tubelet conv's bf16 input copy
+        encoder += 0 if a == F32 else clips * shapes.video_elements * a  # the tubelet conv's bf16 input copy
         encoder += ctx_tokens * (_norm_in(enc.width) + a * enc.width)  # final LN in, context_proj's input
         # predictor: queries of frames 1..T'-1 cross-attend to the context
         if cfg.model.predictor.context_isolation:
-            block = cross_block(q_tokens, ctx_tokens, pred.width, int(pred.width * pred.mlp_ratio), pred.heads, a, a == F32)
+            block = cross_block(
+                q_tokens, ctx_tokens, pred.width, int(pred.width * pred.mlp_ratio), pred.heads, a, a == F32
+            )
             block += a * (Fr * queries) * (Fr * visible) if dense else 0
-            predictor += (F32 * pred.width * ctx_tokens if a == F32 else 0)  # the shared LN_ctx input (fp32)
+            predictor += F32 * pred.width * ctx_tokens if a == F32 else 0  # the shared LN_ctx input (fp32)
         else:  # the ablation's joint self-attention over context and queries, dense mask
             n = Fr * (visible + queries)
             block = vit_block(clips * n, pred.width, round(pred.width * pred.mlp_ratio), pred.heads, a) + a * n * n
@@ -218,10 +235,17 @@ def estimate(cfg: Config, clips: int, frames: int, tau_draws: int, gpus: int = 1
     ref_tokens = clips * Tp * P
     reference = ref_tokens * (a * (3 * enc.width + hidden_enc) + F32 * enc.width) + (a * (Tp * P) ** 2 if dense else 0)
     return Estimate(
-        params=F32 * (sizes.params - sizes.reference), grads=F32 * trainable, adamw=2 * F32 * trainable, ema=F32 * sizes.reference,
+        params=F32 * (sizes.params - sizes.reference),
+        grads=F32 * trainable,
+        adamw=2 * F32 * trainable,
+        ema=F32 * sizes.reference,
         ddp_buckets=F32 * trainable if gpus > 1 else 0,
         inputs=clips * shapes.video_elements * F32 * 2,  # the clip, pixel targets of the same size
-        encoder=encoder, reference=reference, predictor=predictor, decoder=decoder, losses=losses,
+        encoder=encoder,
+        reference=reference,
+        predictor=predictor,
+        decoder=decoder,
+        losses=losses,
         working_set=2 * max(blocks),
     )
 
@@ -243,9 +267,13 @@ def _sizes(model_cfg, objective, target) -> Sizes:
     with torch.device("meta"):
         model = build_model(Config(model=model_cfg, objective=objective, target=target))
     count = lambda ps: sum(p.numel() for p in ps)  # noqa: E731
-    return Sizes(count(model.parameters()), count(p for p in model.parameters() if p.requires_grad),
-                 count(model.reference.parameters()) if model.reference is not None else 0,
-                 model.encoder.blocks[0].mlp.fc1.out_features, getattr(model.decoder, "target_dim", 0))
+    return Sizes(
+        count(model.parameters()),
+        count(p for p in model.parameters() if p.requires_grad),
+        count(model.reference.parameters()) if model.reference is not None else 0,
+        model.encoder.blocks[0].mlp.fc1.out_features,
+        getattr(model.decoder, "target_dim", 0),
+    )
 
 
 def _module(depth: int, block: int, block_input: int, checkpointed: bool) -> int:

@@ -52,18 +52,42 @@ def memory_plan(cfg: Config, gpus: int, gpu_mem_gb: float, kernel: str = "flex")
         shapes = clip_shapes(cfg, stage.frames, stage.batch_size)
 
         def peak(setting: Setting) -> Estimate:
-            return estimate(cfg, setting.micro_batch, stage.frames, stage.tau_draws, gpus, kernel=kernel,
-                            checkpoint=setting.checkpoint, shapes=shapes)
+            return estimate(
+                cfg,
+                setting.micro_batch,
+                stage.frames,
+                stage.tau_draws,
+                gpus,
+                kernel=kernel,
+                checkpoint=setting.checkpoint,
+                shapes=shapes,
+            )
 
         setting = current_setting(cfg, i, per_gpu)
         here = peak(setting)
-        stages.append({
-            "stage": stage.name, "index": i, "batch_per_gpu": per_gpu, "frames": stage.frames, "tau_draws": stage.tau_draws,
-            "visible_tokens_per_view": list(shapes.visible), "setting": setting.describe(), "gib": here.as_gib(),
-            "fits": here.peak <= budget, "fitting_setting": _fitting(peak, per_gpu, budget),
-        })
-    return {"gpus": gpus, "gpu_mem_gb": gpu_mem_gb, "budget_gib": round(budget / GIB, 2), "headroom": HEADROOM,
-            "kernel": kernel, "bf16": cfg.schedule.precision != "fp32", "stages": stages}
+        stages.append(
+            {
+                "stage": stage.name,
+                "index": i,
+                "batch_per_gpu": per_gpu,
+                "frames": stage.frames,
+                "tau_draws": stage.tau_draws,
+                "visible_tokens_per_view": list(shapes.visible),
+                "setting": setting.describe(),
+                "gib": here.as_gib(),
+                "fits": here.peak <= budget,
+                "fitting_setting": _fitting(peak, per_gpu, budget),
+            }
+        )
+    return {
+        "gpus": gpus,
+        "gpu_mem_gb": gpu_mem_gb,
+        "budget_gib": round(budget / GIB, 2),
+        "headroom": HEADROOM,
+        "kernel": kernel,
+        "bf16": cfg.schedule.precision != "fp32",
+        "stages": stages,
+    }
 
 
 def _fitting(peak: Callable[[Setting], Estimate], per_gpu: int, budget: float) -> Optional[dict]:
@@ -98,8 +122,22 @@ def fitted_config(cfg: Config, gpus: int, gpu_mem_gb: float, kernel: str = "flex
         stage = cfg.schedule.stages[s["index"]]
         shapes = clip_shapes(cfg, stage.frames, stage.batch_size)
         for m in _micro_sizes(s["batch_per_gpu"]):
-            if estimate(cfg, m, stage.frames, stage.tau_draws, gpus, kernel=kernel, checkpoint=frozenset(needed), shapes=shapes).peak <= budget:
-                micro[str(s["index"])] = {"micro_batch": m}  # in clips even when whole: it must hold at other GPU counts
+            if (
+                estimate(
+                    cfg,
+                    m,
+                    stage.frames,
+                    stage.tau_draws,
+                    gpus,
+                    kernel=kernel,
+                    checkpoint=frozenset(needed),
+                    shapes=shapes,
+                ).peak
+                <= budget
+            ):
+                micro[str(s["index"])] = {
+                    "micro_batch": m
+                }  # in clips even when whole: it must hold at other GPU counts
                 break
     return merge(cfg, {"schedule": {"stages": micro}})
 
@@ -108,16 +146,24 @@ def check_fits(cfg: Config, gpus: int, gpu_mem_gb: float) -> None:
     """Raise ConfigError naming the first stage that does not fit, its estimate and a setting that would."""
     if gpu_mem_gb <= 0 or cfg.objective.method != "nextvid":
         return
-    plan = memory_plan(cfg, gpus, gpu_mem_gb, kernel="sdpa" if cfg.compute.attention == "sdpa" else "flex")  # auto: flex on CUDA
+    plan = memory_plan(
+        cfg, gpus, gpu_mem_gb, kernel="sdpa" if cfg.compute.attention == "sdpa" else "flex"
+    )  # auto: flex on CUDA
     for s in plan["stages"]:
         if not s["fits"]:
             fix = s["fitting_setting"]
-            how = ("nothing fits, even per-block checkpointing of every module at micro-batch 1" if fix is None else
-                   f"would fit: checkpointing {fix['checkpoint'] or 'none'} with micro_batch {fix['micro_batch']} "
-                   f"(peak {fix['peak_gib']} GiB): " + ", ".join(
-                       [f"compute.checkpoint_{m}=true" for m in fix["checkpoint"]] + [f"schedule.stages.{s['index']}.micro_batch={fix['micro_batch']}"]))
+            how = (
+                "nothing fits, even per-block checkpointing of every module at micro-batch 1"
+                if fix is None
+                else f"would fit: checkpointing {fix['checkpoint'] or 'none'} with micro_batch {fix['micro_batch']} "
+                f"(peak {fix['peak_gib']} GiB): "
+                + ", ".join(
+                    [f"compute.checkpoint_{m}=true" for m in fix["checkpoint"]]
+                    + [f"schedule.stages.{s['index']}.micro_batch={fix['micro_batch']}"]
+                )
+            )
             raise ConfigError(
                 f"stage {s['stage']} (schedule.stages.{s['index']}): {s['batch_per_gpu']} clips per GPU on {gpus} GPUs need "
                 f"about {s['gib']['peak']} GiB at checkpointing {s['setting']['checkpoint'] or 'none'}, micro_batch "
-                f"{s['setting']['micro_batch']}, more than {plan['budget_gib']} GiB ({gpu_mem_gb} GB less {HEADROOM:.0%} headroom); {how}")
-
+                f"{s['setting']['micro_batch']}, more than {plan['budget_gib']} GiB ({gpu_mem_gb} GB less {HEADROOM:.0%} headroom); {how}"
+            )

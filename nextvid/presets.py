@@ -115,4 +115,3 @@ def get_preset(name: str) -> Config:
         return PRESETS[name]()
     except KeyError:
         raise ConfigError(f"preset {name!r}: unknown (choose from {', '.join(PRESETS)})") from None
-

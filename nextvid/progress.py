@@ -28,8 +28,18 @@ class Progress:
     """`update(done, text)` after each unit of work; `close()` at the end (also as a context manager).
     `enabled=False` silences it (e.g. ranks other than 0)."""
 
-    def __init__(self, total: int, what: str, unit: str = "steps", enabled: bool = True, every_s: float = 30.0,
-                 tty_every_s: float = 0.5, stream: Optional[TextIO] = None, start: int = 0, clock=time.monotonic):
+    def __init__(
+        self,
+        total: int,
+        what: str,
+        unit: str = "steps",
+        enabled: bool = True,
+        every_s: float = 30.0,
+        tty_every_s: float = 0.5,
+        stream: Optional[TextIO] = None,
+        start: int = 0,
+        clock=time.monotonic,
+    ):
         self.total, self.what, self.unit, self.enabled = total, what, unit, enabled
         self.every_s, self.tty_every_s = every_s, tty_every_s
         self.stream = stream or sys.stderr

@@ -20,7 +20,9 @@ def git_commit() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     commit = out.stdout.strip() if out.returncode == 0 else "unknown"
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
     return commit + ("-dirty" if commit != "unknown" and dirty.stdout.strip() else "")
 
 

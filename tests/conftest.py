@@ -80,7 +80,9 @@ def fake_cpuinfo(path, native: bool):
 def no_native_bf16(tmp_path_factory, monkeypatch):
     """Act as a CPU without native bf16 (AVX2 only), the way a user can: NEXTVID_CPUINFO names the
     cpuinfo file nextvid.train.precision reads (docs/performance.md)."""
-    monkeypatch.setenv("NEXTVID_CPUINFO", str(fake_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo-avx2", native=False)))
+    monkeypatch.setenv(
+        "NEXTVID_CPUINFO", str(fake_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo-avx2", native=False))
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -97,4 +99,6 @@ def machine_identity_from_cpuinfo_only(monkeypatch):
 @pytest.fixture
 def native_bf16_cpu(tmp_path_factory, monkeypatch):
     """Act as a CPU with AVX512-BF16, whatever this one has."""
-    monkeypatch.setenv("NEXTVID_CPUINFO", str(fake_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo-bf16", native=True)))
+    monkeypatch.setenv(
+        "NEXTVID_CPUINFO", str(fake_cpuinfo(tmp_path_factory.mktemp("cpu") / "cpuinfo-bf16", native=True))
+    )

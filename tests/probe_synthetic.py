@@ -15,7 +15,17 @@ class TokenClips:
     """Per sample, segments x views token maps; the first quarter of the tokens carry a
     class-dependent mean (`separation` scales it), the rest is noise."""
 
-    def __init__(self, n: int, classes: int, segments: int = 1, views: int = 1, tokens: int = 12, dim: int = 16, seed: int = 0, separation: float = 1.5):
+    def __init__(
+        self,
+        n: int,
+        classes: int,
+        segments: int = 1,
+        views: int = 1,
+        tokens: int = 12,
+        dim: int = 16,
+        seed: int = 0,
+        separation: float = 1.5,
+    ):
         g = torch.Generator().manual_seed(seed)
         self.labels = torch.randint(classes, (n,), generator=g).tolist()
         self.segments, self.views = segments, views

@@ -30,13 +30,26 @@ CASES = {
     "context_isolation_off": {"model": {"predictor": {"context_isolation": False}}},
     "masking_none": {"masking": {"kind": "none"}},
     "decoder_cross_frame": {"model": {"decoder": {"attention": "cross_frame"}}},
-    "simplified": {"objective": {"alignment": False}, "model": {"decoder": {"condition": "cross", "attention": "none"}}},
-    "simplified_cross_self": {"objective": {"alignment": False}, "model": {"decoder": {"condition": "cross", "attention": "frame"}}},
-    "simplified_no_masking": {"objective": {"alignment": False}, "model": {"decoder": {"condition": "cross", "attention": "none"}},
-                              "masking": {"kind": "none", "unmasked_views": 2}},
+    "simplified": {
+        "objective": {"alignment": False},
+        "model": {"decoder": {"condition": "cross", "attention": "none"}},
+    },
+    "simplified_cross_self": {
+        "objective": {"alignment": False},
+        "model": {"decoder": {"condition": "cross", "attention": "frame"}},
+    },
+    "simplified_no_masking": {
+        "objective": {"alignment": False},
+        "model": {"decoder": {"condition": "cross", "attention": "none"}},
+        "masking": {"kind": "none", "unmasked_views": 2},
+    },
     "ema_off": {"objective": {"ema": False}},
     "loss_positions_masked": {"objective": {"loss_positions": "masked"}},
-    "videomae": {"objective": {"method": "videomae"}, "masking": {"kind": "tube"}, "model": {"encoder": {"causal": False}}},
+    "videomae": {
+        "objective": {"method": "videomae"},
+        "masking": {"kind": "tube"},
+        "model": {"encoder": {"causal": False}},
+    },
     "ar_regression": {"objective": {"method": "ar_regression"}, "masking": {"kind": "none"}},
 }
 
@@ -118,7 +131,10 @@ def test_switch_forward_backward(case):
     if case == "context_isolation_off":
         assert isinstance(model.predictor, JointPredictor)
     if case in ("full", "decoder_cross_frame"):
-        assert isinstance(model.predictor, IsolatedPredictor) and model.decoder.cfg.attention == cfg.model.decoder.attention
+        assert (
+            isinstance(model.predictor, IsolatedPredictor)
+            and model.decoder.cfg.attention == cfg.model.decoder.attention
+        )
     if case in ("masking_none", "ar_regression"):
         assert masks == []
         assert out["context"].shape[1] == (Tp - 1) * P  # the whole clip minus the last token-frame
@@ -148,7 +164,9 @@ def test_flow_loss_reaches_encoder_through_z():
     cfg, model, video, masks = setup({})
     out = model(video, masks, generator=torch.Generator().manual_seed(1))
     enc_params = list(model.encoder.parameters())
-    flow_grads = torch.autograd.grad(out["flow"], enc_params + list(model.predictor.parameters()), allow_unused=True, retain_graph=True)
+    flow_grads = torch.autograd.grad(
+        out["flow"], enc_params + list(model.predictor.parameters()), allow_unused=True, retain_graph=True
+    )
     assert all(g is not None for g in flow_grads)
     assert sum(float(g.abs().sum()) for g in flow_grads[: len(enc_params)]) > 0
     align_grads = torch.autograd.grad(out["align"], list(model.decoder.parameters()), allow_unused=True)

@@ -44,6 +44,7 @@ class Faults:
             self.count += 1
             self.names.append(name)
             return fn(*args, **kwargs)
+
         return op
 
 
@@ -101,8 +102,11 @@ def test_a_kill_between_any_two_operations_of_save_keeps_the_set_consistent(monk
 
 
 def nano(**overrides):
-    base = {"data": {"num_workers": 0}, "train": {"checkpoint_every": 3, "log_every": 3, "deterministic": True},
-            "schedule": {"total_steps": 6}}
+    base = {
+        "data": {"num_workers": 0},
+        "train": {"checkpoint_every": 3, "log_every": 3, "deterministic": True},
+        "schedule": {"total_steps": 6},
+    }
     return merge(merge(get_preset("nano"), base), overrides)
 
 

@@ -19,14 +19,25 @@ def tracked_text_files() -> list[Path]:
 
 
 def test_every_cited_doc_exists():
-    cited_by = [p for p in tracked_text_files() if p.relative_to(ROOT).parts[0] != "tests"]  # tests make docs of their own
-    missing = [f"{p.relative_to(ROOT)}: docs/{name}" for p in cited_by
-               for name in DOC_REF.findall(p.read_text(errors="replace")) if not (ROOT / "docs" / name).is_file()]
+    cited_by = [
+        p for p in tracked_text_files() if p.relative_to(ROOT).parts[0] != "tests"
+    ]  # tests make docs of their own
+    missing = [
+        f"{p.relative_to(ROOT)}: docs/{name}"
+        for p in cited_by
+        for name in DOC_REF.findall(p.read_text(errors="replace"))
+        if not (ROOT / "docs" / name).is_file()
+    ]
     assert not missing, "cited docs that the repository does not hold:\n" + "\n".join(missing)
 
 
 def test_nothing_cites_files_outside_the_repository():
     this = Path(__file__).resolve()
-    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in tracked_text_files() if p != this
-            for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if OUTSIDE.search(line)]
+    hits = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+        for p in tracked_text_files()
+        if p != this
+        for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
     assert not hits, "citations of files outside the repository:\n" + "\n".join(hits)

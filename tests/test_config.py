@@ -91,8 +91,10 @@ def test_missing_required_field_in_list_element_is_named():
 
 def test_yaml_file_errors_name_the_key(tmp_path):
     good = tmp_path / "good.yaml"
-    good.write_text("preset: nano\nmodel:\n  encoder:\n    depth: 3\nmasking:\n  generators:\n"
-                    "    - {num_blocks: 4, spatial_scale: 0.2}\n")
+    good.write_text(
+        "preset: nano\nmodel:\n  encoder:\n    depth: 3\nmasking:\n  generators:\n"
+        "    - {num_blocks: 4, spatial_scale: 0.2}\n"
+    )
     cfg = load(file=good)
     assert cfg.model.encoder.depth == 3 and cfg.model.encoder.width == get_preset("nano").model.encoder.width
     assert cfg.masking.generators == (config_module.BlockMaskSpec(4, 0.2),)
@@ -102,8 +104,7 @@ def test_yaml_file_errors_name_the_key(tmp_path):
     cases = {
         "model:\n  encoder:\n    deepth: 3\n": "model.encoder.deepth",
         "model:\n  encoder:\n    depth: three\n": "model.encoder.depth",
-        "masking:\n  generators:\n    - {num_blocks: 4, spatial_scale: 0.2}\n    - {num_blocks: 2, spatial_scale: wide}\n":
-            "masking.generators.1.spatial_scale",
+        "masking:\n  generators:\n    - {num_blocks: 4, spatial_scale: 0.2}\n    - {num_blocks: 2, spatial_scale: wide}\n": "masking.generators.1.spatial_scale",
         "masking:\n  generators:\n    - {num_blocks: 4, spatial_scale: 0.2, blocks: 3}\n": "masking.generators.0.blocks",
         "objective:\n  ema: maybe\n": "objective.ema",
     }
@@ -138,16 +139,27 @@ def test_override_errors_name_the_key(override, key):
 
 
 def test_overrides_apply_inside_lists_and_parse_yaml_values():
-    cfg = load("nano", None, ["masking.generators.1.spatial_scale=0.5", "masking.generators.0.aspect_ratio=[1, 2]",
-                              "model.decoder.attention=cross_frame", "schedule.stages.2.decoder_lr=null"])
+    cfg = load(
+        "nano",
+        None,
+        [
+            "masking.generators.1.spatial_scale=0.5",
+            "masking.generators.0.aspect_ratio=[1, 2]",
+            "model.decoder.attention=cross_frame",
+            "schedule.stages.2.decoder_lr=null",
+        ],
+    )
     assert cfg.masking.generators[1].spatial_scale == 0.5 and cfg.masking.generators[1].num_blocks == 2
     assert cfg.masking.generators[0].aspect_ratio == (1.0, 2.0)
     assert cfg.model.decoder.attention == "cross_frame"
     assert cfg.schedule.stages[2].decoder_lr is None
     assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
     # YAML 1.1 reads `1e-5` as a string; an override reads it as the number it is
-    cfg = load("nano", None, ["schedule.stages.0.lr_start=1e-5", "schedule.stages.3.decoder_lr=3E-4",
-                              "schedule.weight_decay=.5e+0"])
+    cfg = load(
+        "nano",
+        None,
+        ["schedule.stages.0.lr_start=1e-5", "schedule.stages.3.decoder_lr=3E-4", "schedule.weight_decay=.5e+0"],
+    )
     assert cfg.schedule.stages[0].lr_start == 1e-5 and cfg.schedule.stages[3].decoder_lr == 3e-4
     assert cfg.schedule.weight_decay == 0.5
     with pytest.raises(ConfigError):
@@ -173,17 +185,30 @@ def test_cli_reports_config_errors_with_the_key(capsys):
         ({"model": {"encoder": {"frames": 15}}}, "model.encoder.frames"),
         ({"model": {"encoder": {"frames": 2}}}, "model.encoder.frames"),  # one token-frame: nothing to predict
         ({"model": {"encoder": {"image_size": 250}}}, "model.encoder.image_size"),
-        ({"masking": {"generators": [{"num_blocks": 8, "spatial_scale": 0.15}, {"num_blocks": 2, "spatial_scale": 1.5}]}},
-         "masking.generators.1.spatial_scale"),
+        (
+            {
+                "masking": {
+                    "generators": [{"num_blocks": 8, "spatial_scale": 0.15}, {"num_blocks": 2, "spatial_scale": 1.5}]
+                }
+            },
+            "masking.generators.1.spatial_scale",
+        ),
         ({"masking": {"generators": [{"num_blocks": 0, "spatial_scale": 0.15}]}}, "masking.generators.0.num_blocks"),
-        ({"masking": {"generators": [{"num_blocks": 1, "spatial_scale": 0.15, "aspect_ratio": [2.0, 1.0]}]}},
-         "masking.generators.0.aspect_ratio"),
-        ({"masking": {"generators": [{"num_blocks": 1, "spatial_scale": 0.15, "temporal_scale": 0.5}]}},
-         "masking.generators.0.temporal_scale"),
+        (
+            {"masking": {"generators": [{"num_blocks": 1, "spatial_scale": 0.15, "aspect_ratio": [2.0, 1.0]}]}},
+            "masking.generators.0.aspect_ratio",
+        ),
+        (
+            {"masking": {"generators": [{"num_blocks": 1, "spatial_scale": 0.15, "temporal_scale": 0.5}]}},
+            "masking.generators.0.temporal_scale",
+        ),
         ({"masking": {"kind": "multiblock", "generators": []}}, "masking.generators"),
         ({"masking": {"tube_ratio": 1.0}}, "masking.tube_ratio"),
         ({"masking": {"unmasked_views": 0}}, "masking.unmasked_views"),
-        ({"model": {"decoder": {"attention": "none"}}}, "model.decoder.attention"),  # concat without attention: no mixing
+        (
+            {"model": {"decoder": {"attention": "none"}}},
+            "model.decoder.attention",
+        ),  # concat without attention: no mixing
         ({"model": {"decoder": {"condition": "cross", "attention": "cross_frame"}}}, "model.decoder.attention"),
         ({"schedule": {"stop_at": 132_001}}, "schedule.stop_at"),
         ({"schedule": {"stop_at": -1}}, "schedule.stop_at"),
@@ -191,11 +216,48 @@ def test_cli_reports_config_errors_with_the_key(capsys):
         ({"objective": {"ema_momentum": 1.5}}, "objective.ema_momentum"),
         ({"target": {"kind": "vae"}}, "target.vae_path"),
         ({"target": {"kind": "vae", "vae_path": "v"}}, "target.vae_stats"),
-        ({"target": {"kind": "vae", "vae_path": "v", "vae_stats": "s", "latent_downsample": 3}}, "target.latent_downsample"),
-        ({"schedule": {"stages": [{"name": "a", "steps": 1, "lr_start": 1e-4, "lr_end": 1e-4, "decoder_lr": None,
-                                   "tau_draws": 0, "frames": 16, "batch_size": 8}]}}, "schedule.stages.0.tau_draws"),
-        ({"schedule": {"stages": [{"name": "a", "steps": 1, "lr_start": 1e-4, "lr_end": 1e-4, "decoder_lr": None,
-                                   "tau_draws": 1, "frames": 15, "batch_size": 8}]}}, "schedule.stages.0.frames"),
+        (
+            {"target": {"kind": "vae", "vae_path": "v", "vae_stats": "s", "latent_downsample": 3}},
+            "target.latent_downsample",
+        ),
+        (
+            {
+                "schedule": {
+                    "stages": [
+                        {
+                            "name": "a",
+                            "steps": 1,
+                            "lr_start": 1e-4,
+                            "lr_end": 1e-4,
+                            "decoder_lr": None,
+                            "tau_draws": 0,
+                            "frames": 16,
+                            "batch_size": 8,
+                        }
+                    ]
+                }
+            },
+            "schedule.stages.0.tau_draws",
+        ),
+        (
+            {
+                "schedule": {
+                    "stages": [
+                        {
+                            "name": "a",
+                            "steps": 1,
+                            "lr_start": 1e-4,
+                            "lr_end": 1e-4,
+                            "decoder_lr": None,
+                            "tau_draws": 1,
+                            "frames": 15,
+                            "batch_size": 8,
+                        }
+                    ]
+                }
+            },
+            "schedule.stages.0.frames",
+        ),
     ],
 )
 def test_relation_checks_name_the_key(override, key):
@@ -243,7 +305,12 @@ def test_cpu_recipe_keeps_every_structural_property():
     assert enc.tubelet == 2 and enc.causal and enc.image_size % enc.patch_size == 0
     assert (enc.image_size // enc.patch_size, enc.frames // enc.tubelet) == (6, 4)
     assert cfg.masking == paper.masking and len(cfg.masking.generators) == 2
-    assert cfg.objective.ema and cfg.objective.generation and cfg.objective.alignment and 0.99 < cfg.objective.ema_momentum < 1
+    assert (
+        cfg.objective.ema
+        and cfg.objective.generation
+        and cfg.objective.alignment
+        and 0.99 < cfg.objective.ema_momentum < 1
+    )
     assert cfg.model.predictor.context_isolation and cfg.model.decoder.attention == "frame"
     assert [s.name for s in cfg.schedule.stages] == [s.name for s in paper.schedule.stages]
     assert [s.tau_draws for s in cfg.schedule.stages] == [4, 4, 1, 1]
@@ -268,8 +335,13 @@ def test_stable_hash_is_stable_across_processes():
     code = "from nextvid.presets import get_preset; print(*(get_preset(n).stable_hash() for n in ('vit_l', 'tiny', 'nano')))"
     hashes = []
     for seed in ("1", "2"):  # different str-hash randomisation: nothing may depend on dict/set order
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={"PYTHONHASHSEED": seed, "PATH": ""})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        )
         hashes.append(out.stdout.split())
     here = [get_preset(n).stable_hash() for n in ("vit_l", "tiny", "nano")]
     assert hashes[0] == hashes[1] == here
@@ -363,7 +435,9 @@ def test_stable_hash_changes_when_any_field_changes(monkeypatch):
 
 def test_overrides_are_validated_together_not_one_by_one():
     # target.kind=vae alone is invalid (no vae_path); with the path in the next override it is valid
-    cfg = load("nano", None, ["target.kind=vae", "target.vae_path=/somewhere", "target.vae_stats=/somewhere/stats.json"])
+    cfg = load(
+        "nano", None, ["target.kind=vae", "target.vae_path=/somewhere", "target.vae_stats=/somewhere/stats.json"]
+    )
     assert cfg.target.kind == "vae" and cfg.target.vae_path == "/somewhere"
     with pytest.raises(ConfigError, match="target.vae_path"):
         load("nano", None, ["target.kind=vae"])
@@ -371,7 +445,17 @@ def test_overrides_are_validated_together_not_one_by_one():
 
 def test_training_hash_ignores_launch_and_logging_but_not_training():
     base = get_preset("nano")
-    moved = load("nano", None, ["launch.partition=gpu-long", "launch.timeout_min=60", "train.keep_steps=[10,20]", "data.num_workers=8", "train.log_every=1"])
+    moved = load(
+        "nano",
+        None,
+        [
+            "launch.partition=gpu-long",
+            "launch.timeout_min=60",
+            "train.keep_steps=[10,20]",
+            "data.num_workers=8",
+            "train.log_every=1",
+        ],
+    )
     assert moved.training_hash() == base.training_hash() and moved.stable_hash() != base.stable_hash()
     for change in ("schedule.total_steps=41", "seed=1", "train.deterministic=true", "objective.ema_momentum=0.5"):
         assert load("nano", None, [change]).training_hash() != base.training_hash(), change

@@ -56,10 +56,17 @@ class Reads(ast.NodeVisitor):
 
     def visit_For(self, node):
         if isinstance(node.target, ast.Name) and isinstance(node.iter, (ast.Tuple, ast.List)):
-            uses = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "getattr"
-                       and any(isinstance(a, ast.Name) and a.id == node.target.id for a in n.args) for n in ast.walk(node))
+            uses = any(
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Name)
+                and n.func.id == "getattr"
+                and any(isinstance(a, ast.Name) and a.id == node.target.id for a in n.args)
+                for n in ast.walk(node)
+            )
             if uses:
-                self.names |= {e.value for e in node.iter.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+                self.names |= {
+                    e.value for e in node.iter.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                }
         self.generic_visit(node)
 
 

@@ -10,8 +10,31 @@ from nextvid.data.shards import INDEX, ShardSource
 
 def test_bench_data_reports_three_rates_from_one_run(tmp_path, capsys):
     out = tmp_path / "bench" / "data.json"
-    rc = main(["bench", "data", "--videos", "2", "--video-size", "64", "--video-frames", "30", "--frames", "4",
-               "--frame-step", "2", "--resolution", "32", "--clips", "8", "--batch-size", "4", "--out", str(out), "--json"])
+    rc = main(
+        [
+            "bench",
+            "data",
+            "--videos",
+            "2",
+            "--video-size",
+            "64",
+            "--video-frames",
+            "30",
+            "--frames",
+            "4",
+            "--frame-step",
+            "2",
+            "--resolution",
+            "32",
+            "--clips",
+            "8",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out.strip().splitlines()
     result = json.loads(printed[-1])  # the result, one JSON line, last
@@ -30,7 +53,9 @@ def test_data_cache_cli(tmp_path, capsys):
 
     write_videos(tmp_path / "v", 3, 32, 20, seed=0)
     from_folder(tmp_path / "v").write(tmp_path / "m.tsv")
-    rc = main(["data", "cache", str(tmp_path / "m.tsv"), "--out", str(tmp_path / "cache"), "--step", "2", "--workers", "2"])
+    rc = main(
+        ["data", "cache", str(tmp_path / "m.tsv"), "--out", str(tmp_path / "cache"), "--step", "2", "--workers", "2"]
+    )
     assert rc == 0 and "3 samples, 30 frames of 32x32" in capsys.readouterr().out
     src = ShardSource(tmp_path / "cache")
     assert len(src) == 3 and src.step == 2 and (tmp_path / "cache" / INDEX).is_file()

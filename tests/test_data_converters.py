@@ -21,8 +21,17 @@ def touch(path):
 
 def rows(manifest_path):
     m = read_manifest(manifest_path)
-    return [(str(m.resolve(s).relative_to(manifest_path.parent)) if m.resolve(s).is_relative_to(manifest_path.parent)
-             else str(m.resolve(s)), s.label, s.start_frame, s.end_frame) for s in m.samples]
+    return [
+        (
+            str(m.resolve(s).relative_to(manifest_path.parent))
+            if m.resolve(s).is_relative_to(manifest_path.parent)
+            else str(m.resolve(s)),
+            s.label,
+            s.start_frame,
+            s.end_frame,
+        )
+        for s in m.samples
+    ]
 
 
 K400_CSV = """label,youtube_id,time_start,time_end,split
@@ -81,15 +90,45 @@ def test_vjepa_list(tmp_path):
 
 
 def test_ssv2(tmp_path):
-    (tmp_path / "labels.json").write_text(json.dumps({
-        "Approaching something with your camera": "0", "Putting something on a surface": "1",
-        "Pushing something from left to right": "2"}))
-    (tmp_path / "train.json").write_text(json.dumps([
-        {"id": "78687", "label": "putting a cup on a table", "template": "Putting [something] on a surface", "placeholders": ["a cup"]},
-        {"id": "42326", "label": "pushing pen from left to right", "template": "Pushing [something] from left to right", "placeholders": ["pen"]},
-        {"id": "100", "label": "approaching tree with your camera", "template": "Approaching [something] with your camera", "placeholders": ["tree"]},
-        {"id": "5", "label": "?", "template": "Spinning [something] that quickly stops spinning", "placeholders": ["x"]},
-    ]))
+    (tmp_path / "labels.json").write_text(
+        json.dumps(
+            {
+                "Approaching something with your camera": "0",
+                "Putting something on a surface": "1",
+                "Pushing something from left to right": "2",
+            }
+        )
+    )
+    (tmp_path / "train.json").write_text(
+        json.dumps(
+            [
+                {
+                    "id": "78687",
+                    "label": "putting a cup on a table",
+                    "template": "Putting [something] on a surface",
+                    "placeholders": ["a cup"],
+                },
+                {
+                    "id": "42326",
+                    "label": "pushing pen from left to right",
+                    "template": "Pushing [something] from left to right",
+                    "placeholders": ["pen"],
+                },
+                {
+                    "id": "100",
+                    "label": "approaching tree with your camera",
+                    "template": "Approaching [something] with your camera",
+                    "placeholders": ["tree"],
+                },
+                {
+                    "id": "5",
+                    "label": "?",
+                    "template": "Spinning [something] that quickly stops spinning",
+                    "placeholders": ["x"],
+                },
+            ]
+        )
+    )
     for vid in ("78687", "42326", "5"):
         touch(tmp_path / "videos" / f"{vid}.webm")
     conv = C.from_ssv2(tmp_path / "labels.json", tmp_path / "train.json", tmp_path / "videos", max_bad_fraction=1.0)
@@ -100,18 +139,26 @@ def test_ssv2(tmp_path):
 
 
 def test_diving48(tmp_path):
-    (tmp_path / "Diving48_V2_train.json").write_text(json.dumps([
-        {"vid_name": "-mmq0PT-u8k_00155", "label": 0, "start_frame": 0, "end_frame": 184},
-        {"vid_name": "-mmq0PT-u8k_00164", "label": 47, "start_frame": 10, "end_frame": 90},
-        {"vid_name": "bad_label", "label": 48, "start_frame": 0, "end_frame": 10},
-    ]))
+    (tmp_path / "Diving48_V2_train.json").write_text(
+        json.dumps(
+            [
+                {"vid_name": "-mmq0PT-u8k_00155", "label": 0, "start_frame": 0, "end_frame": 184},
+                {"vid_name": "-mmq0PT-u8k_00164", "label": 47, "start_frame": 10, "end_frame": 90},
+                {"vid_name": "bad_label", "label": 48, "start_frame": 0, "end_frame": 10},
+            ]
+        )
+    )
     for name in ("-mmq0PT-u8k_00155", "-mmq0PT-u8k_00164", "bad_label"):
         touch(tmp_path / "rgb" / f"{name}.mp4")
     (tmp_path / "vocab.json").write_text(json.dumps([["Back", f"{i:02d}som", "NoTwis", "PIKE"] for i in range(48)]))
-    conv = C.from_diving48(tmp_path / "Diving48_V2_train.json", tmp_path / "rgb", vocab=tmp_path / "vocab.json",
-                           max_bad_fraction=0.5)
+    conv = C.from_diving48(
+        tmp_path / "Diving48_V2_train.json", tmp_path / "rgb", vocab=tmp_path / "vocab.json", max_bad_fraction=0.5
+    )
     conv.write(tmp_path / "d48.tsv")
-    assert rows(tmp_path / "d48.tsv") == [("rgb/-mmq0PT-u8k_00155.mp4", 0, 0, 184), ("rgb/-mmq0PT-u8k_00164.mp4", 47, 10, 90)]
+    assert rows(tmp_path / "d48.tsv") == [
+        ("rgb/-mmq0PT-u8k_00155.mp4", 0, 0, 184),
+        ("rgb/-mmq0PT-u8k_00164.mp4", 47, 10, 90),
+    ]
     assert conv.skips.counts == {"label_out_of_range": 1}
     assert len(conv.label_map) == 48 and conv.label_map["Back/47som/NoTwis/PIKE"] == 47
     (tmp_path / "dup.json").write_text(json.dumps([["Back", "15som", "05Twis", "FREE"]] * 48))
@@ -120,12 +167,21 @@ def test_diving48(tmp_path):
 
 
 def test_image_folder(tmp_path):
-    for cls, names in {"n01440764": ["a.JPEG", "b.jpeg"], "n01443537": ["c.JPEG", "notes.txt"], "n09999999": ["z.png"]}.items():
+    for cls, names in {
+        "n01440764": ["a.JPEG", "b.jpeg"],
+        "n01443537": ["c.JPEG", "notes.txt"],
+        "n09999999": ["z.png"],
+    }.items():
         for n in names:
             touch(tmp_path / "train" / cls / n)
     conv = C.from_image_folder(tmp_path / "train")
     assert conv.label_map == {"n01440764": 0, "n01443537": 1, "n09999999": 2}
-    assert [(p.name, label) for p, label, *_ in conv.rows] == [("a.JPEG", 0), ("b.jpeg", 0), ("c.JPEG", 1), ("z.png", 2)]
+    assert [(p.name, label) for p, label, *_ in conv.rows] == [
+        ("a.JPEG", 0),
+        ("b.jpeg", 0),
+        ("c.JPEG", 1),
+        ("z.png", 2),
+    ]
     val = C.from_image_folder(tmp_path / "train", label_map={"n01440764": 0, "n01443537": 1}, max_bad_fraction=0.5)
     assert val.skips.counts == {"label_out_of_range": 1}
 
@@ -151,11 +207,42 @@ def test_manifest_errors_name_file_and_line(tmp_path):
 
 def test_convert_cli(tmp_path, capsys):
     (tmp_path / "labels.json").write_text(json.dumps({"Holding something": "0"}))
-    (tmp_path / "validation.json").write_text(json.dumps([{"id": "1", "template": "Holding [something]", "placeholders": ["x"]}]))
+    (tmp_path / "validation.json").write_text(
+        json.dumps([{"id": "1", "template": "Holding [something]", "placeholders": ["x"]}])
+    )
     touch(tmp_path / "v" / "1.webm")
     out = tmp_path / "ssv2_val.tsv"
-    assert main(["data", "convert-ssv2", "--labels", str(tmp_path / "labels.json"), "--split-json",
-                 str(tmp_path / "validation.json"), "--videos", str(tmp_path / "v"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "convert-ssv2",
+                "--labels",
+                str(tmp_path / "labels.json"),
+                "--split-json",
+                str(tmp_path / "validation.json"),
+                "--videos",
+                str(tmp_path / "v"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert rows(out) == [("v/1.webm", 0, None, None)] and "1 samples, 1 classes" in capsys.readouterr().out
     assert main(["data", "convert-folder", str(tmp_path / "v"), "--out", str(tmp_path / "pre.tsv")]) == 0
-    assert main(["data", "convert-k400", "--csv", str(tmp_path / "none.csv"), "--videos", str(tmp_path), "--out", str(tmp_path / "k.tsv")]) == 1
+    assert (
+        main(
+            [
+                "data",
+                "convert-k400",
+                "--csv",
+                str(tmp_path / "none.csv"),
+                "--videos",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "k.tsv"),
+            ]
+        )
+        == 1
+    )

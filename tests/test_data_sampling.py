@@ -62,7 +62,9 @@ def test_random_clips_stay_inside_and_cover_all_starts():
     assert np.array_equal(random_clip(20, spec, 25.0, sample_rng(7, 3)), random_clip(20, spec, 25.0, sample_rng(7, 3)))
 
 
-@pytest.mark.parametrize("n,clip_span,segments", [(100, 10, 4), (100, 61, 8), (300, 61, 2), (40, 61, 3), (17, 5, 3), (90, 30, 1)])
+@pytest.mark.parametrize(
+    "n,clip_span,segments", [(100, 10, 4), (100, 61, 8), (300, 61, 2), (40, 61, 3), (17, 5, 3), (90, 30, 1)]
+)
 def test_segments_cover_their_parts(n, clip_span, segments):
     starts = segment_starts(n, clip_span, segments)
     assert starts == sorted(starts) and len(starts) == segments
@@ -110,7 +112,7 @@ def test_one_crop_for_all_frames_and_the_output_convention():
     assert out.min() >= -1 and out.max() <= 1
     p = aug.params(40, 56, sample_rng(3, 4))  # the same draws
     for t in range(6):  # every frame alone, with the clip's one set of parameters
-        one = TF.resized_crop(as_tchw(frames[t:t + 1]), p.top, p.left, p.height, p.width, [24, 24], antialias=True)
+        one = TF.resized_crop(as_tchw(frames[t : t + 1]), p.top, p.left, p.height, p.width, [24, 24], antialias=True)
         if p.flip:
             one = one.flip(-1)
         assert torch.equal(out[:, t], one[0].float() / 127.5 - 1)

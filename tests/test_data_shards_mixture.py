@@ -25,11 +25,19 @@ def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
     for k, n in enumerate((30, 45, 12)):
-        write_video(d / f"v{k}.mp4", rng.integers(0, 256, (n, 32, 40, 3), dtype=np.uint8), options={"preset": "ultrafast"})
+        write_video(
+            d / f"v{k}.mp4", rng.integers(0, 256, (n, 32, 40, 3), dtype=np.uint8), options={"preset": "ultrafast"}
+        )
     from PIL import Image
 
     Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(d / "img.png")
-    rows = [Sample("v0.mp4", 0), Sample("v1.mp4", 1, 5, 40), Sample("v2.mp4", 0), Sample("img.png", 1), Sample("gone.mp4", 0)]
+    rows = [
+        Sample("v0.mp4", 0),
+        Sample("v1.mp4", 1, 5, 40),
+        Sample("v2.mp4", 0),
+        Sample("img.png", 1),
+        Sample("gone.mp4", 0),
+    ]
     write_manifest(d / "m.tsv", rows, {"a": 0, "b": 1})
     return d
 
@@ -132,9 +140,16 @@ def test_mixture_dataset_is_worker_independent(corpus, tmp_path):
 def test_pretraining_dataset_from_config(corpus, tmp_path):
     extract(corpus / "m.tsv", tmp_path / "c", max_bad_fraction=0.5)
     data = SimpleNamespace(
-        sources=(SimpleNamespace(name="videos", manifest=str(corpus / "m.tsv"), weight=0.7, shards=""),
-                 SimpleNamespace(name="cached", manifest=str(corpus / "m.tsv"), weight=0.3, shards=str(tmp_path / "c"))),
-        frame_step=2, sample_fps=4.0, crop_scale=(0.3, 1.0), crop_aspect=(0.75, 1.35), hflip=True)
+        sources=(
+            SimpleNamespace(name="videos", manifest=str(corpus / "m.tsv"), weight=0.7, shards=""),
+            SimpleNamespace(name="cached", manifest=str(corpus / "m.tsv"), weight=0.3, shards=str(tmp_path / "c")),
+        ),
+        frame_step=2,
+        sample_fps=4.0,
+        crop_scale=(0.3, 1.0),
+        crop_aspect=(0.75, 1.35),
+        hflip=True,
+    )
     cfg = SimpleNamespace(data=data, seed=9, model=SimpleNamespace(encoder=SimpleNamespace(image_size=16)))
     ds = pretraining_dataset(cfg, frames=4)
     item = next(ds[g] for g in range(50) if "video" in ds[g])

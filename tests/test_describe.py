@@ -71,7 +71,10 @@ def _flops_by_hand(name: str, info: dict) -> tuple[float, float]:
 def test_flops_match_parameter_count(described, name):
     info = described[name]
     enc_fwd, train = _flops_by_hand(name, info)
-    assert within(info["encoder_forward_flops_per_clip"], enc_fwd, 0.02), (info["encoder_forward_flops_per_clip"], enc_fwd)
+    assert within(info["encoder_forward_flops_per_clip"], enc_fwd, 0.02), (
+        info["encoder_forward_flops_per_clip"],
+        enc_fwd,
+    )
     assert within(info["train_flops_per_clip"], train, 0.05), (info["train_flops_per_clip"], train)
     # the attention term is not negligible at 2048 tokens: 2 x params x tokens alone is too low
     assert info["encoder_forward_flops_per_clip"] > 1.2 * 2 * info["encoder_params"] * info["tokens_per_clip"]
@@ -86,8 +89,12 @@ def test_tau_draws_scale_only_the_decoder(described):
 
 
 def test_cli_json_for_nano():
-    out = subprocess.run([sys.executable, "-m", "nextvid", "describe", "--preset", "nano", "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "nextvid", "describe", "--preset", "nano", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(out.stdout)
     assert info == describe(get_preset("nano"))
     model = build_model(get_preset("nano"))

@@ -12,8 +12,12 @@ from nextvid.data.manifest import ManifestError, Sample, read_manifest, write_ma
 
 
 def train_manifest(tmp_path, per_class=(10, 20, 5), clips_per_file=1):
-    samples = [Sample(f"videos/c{label}_{i}.mp4", label, start, start + 8)
-               for label, n in enumerate(per_class) for i in range(n) for start in range(0, 8 * clips_per_file, 8)]
+    samples = [
+        Sample(f"videos/c{label}_{i}.mp4", label, start, start + 8)
+        for label, n in enumerate(per_class)
+        for i in range(n)
+        for start in range(0, 8 * clips_per_file, 8)
+    ]
     path = tmp_path / "bench" / "train.tsv"
     write_manifest(path, samples, {f"class{k}": k for k in range(len(per_class))})
     return path

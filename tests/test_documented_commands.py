@@ -95,10 +95,13 @@ def documented() -> list[tuple[str, str]]:
 
 
 def is_synopsis(argv: list[str]) -> bool:
-    return any(a == "..." or a.startswith("[") or a.endswith("]") and "[" not in a or re.fullmatch(r"[A-Z_]+", a) for a in argv)
+    return any(
+        a == "..." or a.startswith("[") or a.endswith("]") and "[" not in a or re.fullmatch(r"[A-Z_]+", a) for a in argv
+    )
 
 
 # ---------------------------------------------------------------------------------- nextvid
+
 
 def nextvid_parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, list[str]]:
     """The (sub)parser that reads the options of `argv`, and the words that chose it."""
@@ -133,6 +136,7 @@ def check_nextvid(argv: list[str]) -> None:
 
 # ---------------------------------------------------------------------------------- snakemake
 
+
 def rule_names() -> set[str]:
     files = [ROOT / "Snakefile", *(ROOT / "workflow/rules").glob("*.smk")]
     return {m for f in files for m in re.findall(r"^rule (\w+):", f.read_text(), flags=re.M)}
@@ -148,15 +152,20 @@ def check_snakemake(argv: list[str]) -> None:
         except SystemExit:
             raise AssertionError(f"snakemake's parser refuses it: {err.getvalue().strip()}") from None
     for f in args.configfile or []:
-        assert (ROOT / f).is_file(), f"--configfile {f}: no such file (a target written after --configfile is read as one)"
+        assert (ROOT / f).is_file(), (
+            f"--configfile {f}: no such file (a target written after --configfile is read as one)"
+        )
     for profile in args.profile if isinstance(args.profile, list) else [args.profile] if args.profile else []:
         # a path, or a name workflow/profiles/install.sh makes known to snakemake
-        assert (ROOT / profile).is_dir() or (ROOT / "workflow/profiles" / profile).is_dir(), f"--profile {profile}: no such profile"
+        assert (ROOT / profile).is_dir() or (ROOT / "workflow/profiles" / profile).is_dir(), (
+            f"--profile {profile}: no such profile"
+        )
     for target in args.targets or []:
         assert target in rule_names() or "/" in target, f"target {target!r} is not a rule of the workflow"
 
 
 # ---------------------------------------------------------------------------------- the rest
+
 
 def check_bash(argv: list[str]) -> None:
     assert (ROOT / argv[1]).is_file(), f"{argv[1]}: no such script"
@@ -181,7 +190,9 @@ def test_documented_command(where, command):
     while "=" in argv[0]:  # NAME=VALUE: a variable the command reads, a path that exists
         name, value = argv.pop(0).split("=", 1)
         script = ROOT / argv[1] if argv[0] == "bash" else ROOT / "nextvid"
-        assert any(name in f.read_text() for f in ([script] if script.is_file() else script.rglob("*.py"))), f"{name}: read by nothing"
+        assert any(name in f.read_text() for f in ([script] if script.is_file() else script.rglob("*.py"))), (
+            f"{name}: read by nothing"
+        )
         assert "/" not in value or (ROOT / value).exists(), f"{name}={value}: no such path"
     CHECKS[argv[0]](argv)
 

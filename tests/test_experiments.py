@@ -94,7 +94,9 @@ def test_variant_is_what_its_description_claims(name, tmp_path):
     torch.manual_seed(0)
     model = build_model(cfg)
     enc = cfg.model.encoder
-    video = torch.rand(2, 3, enc.frames, enc.image_size, enc.image_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    video = (
+        torch.rand(2, 3, enc.frames, enc.image_size, enc.image_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    )
 
     # causality: the description's word, the pretraining encoder, and the encoder the probe reads
     assert ("bidirectional" in variant.description) == (not claims.causal), variant.description

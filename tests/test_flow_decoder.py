@@ -108,7 +108,10 @@ def test_per_sample_seeds_make_the_loss_independent_of_batch_composition():
     cond, target = toy_batch(4, g)
     pos, seeds = positions(4), [11, 12, 13, 14]
     full = decoder.loss(cond, target, pos, draws=3, seeds=seeds)
-    halves = [decoder.loss(cond[i : i + 2], target[i : i + 2], pos[i : i + 2], draws=3, seeds=seeds[i : i + 2]) for i in (0, 2)]
+    halves = [
+        decoder.loss(cond[i : i + 2], target[i : i + 2], pos[i : i + 2], draws=3, seeds=seeds[i : i + 2])
+        for i in (0, 2)
+    ]
     torch.testing.assert_close(full, sum(halves) / 2)
     tau, noise = per_sample_noise([11, 12], draws=3, shape=(F, P, C_T), device="cpu")
     tau2, _ = per_sample_noise([12, 11], draws=3, shape=(F, P, C_T), device="cpu")

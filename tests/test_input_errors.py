@@ -56,8 +56,12 @@ def test_keep_steps_inside_the_schedule_are_accepted():
 
 
 def configs():
-    return {"nano": get_preset("nano"), "vit_l": get_preset("vit_l"), "vae": VaeConfig(),
-            **{f"protocol {name}": get_protocol(name) for name in PROTOCOLS}}
+    return {
+        "nano": get_preset("nano"),
+        "vit_l": get_preset("vit_l"),
+        "vae": VaeConfig(),
+        **{f"protocol {name}": get_protocol(name) for name in PROTOCOLS},
+    }
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -1])
@@ -95,6 +99,7 @@ def test_vae_and_protocol_ranges_name_their_keys():
 
 
 # ---------------------------------------------------------------------------------- parse failures
+
 
 def test_yaml_syntax_error_in_set_is_one_line_naming_the_override(capsys):
     rc, err = nextvid(capsys, "config", "--preset", "nano", "--set", "model.encoder.depth=[1, 2")
@@ -143,6 +148,7 @@ def test_missing_probe_protocol_file_is_a_config_error(tmp_path):
 
 # ---------------------------------------------------------------------------------- probe overrides
 
+
 def test_probe_overrides_are_validated_once_whatever_their_order():
     a = load_protocol("images", None, ["epochs=1", "warmup_epochs=0"])
     b = load_protocol("images", None, ["warmup_epochs=0", "epochs=1"])
@@ -152,6 +158,7 @@ def test_probe_overrides_are_validated_once_whatever_their_order():
 
 
 # ---------------------------------------------------------------------------------- bench data
+
 
 def test_bench_data_skips_and_counts_unreadable_files_under_the_limit(tmp_path, capsys):
     import os
@@ -163,8 +170,25 @@ def test_bench_data_skips_and_counts_unreadable_files_under_the_limit(tmp_path, 
     (tmp_path / "v" / "broken.mp4").write_bytes(os.urandom(3000))
     from_folder(tmp_path / "v").write(tmp_path / "m.tsv")
     out = tmp_path / "data.json"
-    args = ["bench", "data", "--manifest", str(tmp_path / "m.tsv"), "--frames", "4", "--frame-step", "2",
-            "--resolution", "16", "--clips", "12", "--batch-size", "4", "--out", str(out), "--json"]
+    args = [
+        "bench",
+        "data",
+        "--manifest",
+        str(tmp_path / "m.tsv"),
+        "--frames",
+        "4",
+        "--frame-step",
+        "2",
+        "--resolution",
+        "16",
+        "--clips",
+        "12",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(args + ["--max-bad-fraction", "0.6"]) == 0
     result = json.loads(out.read_text())
     assert result["skipped"]["raw"] > 0 and result["skipped"]["raw"] == result["skipped"]["streaming"]
@@ -178,8 +202,10 @@ def test_config_dataclasses_are_what_the_walk_sees():
     """_numbers walks nested dataclasses and tuples: the preset's stage learning rates are in it."""
     keys = dict(_numbers(get_preset("nano"), ""))
     assert "schedule.stages.0.lr_start" in keys and "model.encoder.depth" in keys
-    assert all(f.name in {"model", "masking", "objective", "target", "schedule", "data", "train", "launch", "compute", "seed"}
-               for f in dataclasses.fields(Config))
+    assert all(
+        f.name in {"model", "masking", "objective", "target", "schedule", "data", "train", "launch", "compute", "seed"}
+        for f in dataclasses.fields(Config)
+    )
 
 
 @pytest.mark.parametrize("bad", [0, -1, 10**9, 0.5])

@@ -68,14 +68,36 @@ def reference_run(embedded_smoke, tmp_path_factory):
 
 def test_pretrain_command_trains_on_the_embedded_corpus(embedded_smoke, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "nextvid", "pretrain", "--preset", "nano", "--mixture", str(embedded_smoke / "mixture.json"),
-           *[a for kv in NANO for a in ("--set", kv)], "--set", "train.keep_steps=[8]", "--out", str(out), "--launcher", "local", "--wait"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nextvid",
+        "pretrain",
+        "--preset",
+        "nano",
+        "--mixture",
+        str(embedded_smoke / "mixture.json"),
+        *[a for kv in NANO for a in ("--set", kv)],
+        "--set",
+        "train.keep_steps=[8]",
+        "--out",
+        str(out),
+        "--launcher",
+        "local",
+        "--wait",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     done = json.loads((out / DONE).read_text())
-    assert done["steps"] == 40 and (out / "checkpoints" / ckpt.step_name(8)).is_file() and (out / "checkpoints" / ckpt.step_name(40)).is_file()
+    assert (
+        done["steps"] == 40
+        and (out / "checkpoints" / ckpt.step_name(8)).is_file()
+        and (out / "checkpoints" / ckpt.step_name(40)).is_file()
+    )
     rows = read_metrics(out / "metrics.csv")
-    assert [int(r["step"]) for r in rows][-1] == 40 and all(float(r["flow"]) > 0 and float(r["align"]) > 0 for r in rows)
+    assert [int(r["step"]) for r in rows][-1] == 40 and all(
+        float(r["flow"]) > 0 and float(r["align"]) > 0 for r in rows
+    )
     assert json.loads((out / "skips.json").read_text())["bad"] == 0
     # a second run is a no-op that reports completion
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -83,8 +105,20 @@ def test_pretrain_command_trains_on_the_embedded_corpus(embedded_smoke, tmp_path
 
 
 def test_missing_data_is_a_config_error_before_submission(tmp_path):
-    cmd = [sys.executable, "-m", "nextvid", "pretrain", "--preset", "nano", "--set", "data.sources=[{name: a, manifest: nope.tsv, weight: 1}]",
-           "--out", str(tmp_path / "run"), "--launcher", "local"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nextvid",
+        "pretrain",
+        "--preset",
+        "nano",
+        "--set",
+        "data.sources=[{name: a, manifest: nope.tsv, weight: 1}]",
+        "--out",
+        str(tmp_path / "run"),
+        "--launcher",
+        "local",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "data.sources.0.manifest: nope.tsv does not exist" in proc.stderr
     assert not (tmp_path / "run" / JOB_RECORD).exists()
@@ -111,9 +145,22 @@ def test_preempted_local_job_is_requeued_and_equals_uninterrupted(embedded_smoke
 
 def test_launcher_reattaches_after_being_killed_and_resubmits_a_dead_job(embedded_smoke, reference_run, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "import sys; from nextvid.cli import main; sys.exit(main(sys.argv[1:]))", "pretrain", "--preset", "nano",
-           "--mixture", str(embedded_smoke / "mixture.json"), *[a for kv in NANO for a in ("--set", kv)],
-           "--out", str(out), "--launcher", "local", "--wait"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from nextvid.cli import main; sys.exit(main(sys.argv[1:]))",
+        "pretrain",
+        "--preset",
+        "nano",
+        "--mixture",
+        str(embedded_smoke / "mixture.json"),
+        *[a for kv in NANO for a in ("--set", kv)],
+        "--out",
+        str(out),
+        "--launcher",
+        "local",
+        "--wait",
+    ]
     launcher = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for(lambda: (out / JOB_RECORD).is_file() and logged_steps(out) >= 4, 300, "the job to start training")
     first = json.loads((out / JOB_RECORD).read_text())["job_id"]
@@ -127,8 +174,14 @@ def test_launcher_reattaches_after_being_killed_and_resubmits_a_dead_job(embedde
     controller = int(first)
     for pid in children(controller) + [controller]:
         os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not Path(f"/proc/{controller}").exists() or "Z" in Path(f"/proc/{controller}/stat").read_text().split(")")[-1][:3],
-             30, "the controller to die")
+    wait_for(
+        lambda: (
+            not Path(f"/proc/{controller}").exists()
+            or "Z" in Path(f"/proc/{controller}/stat").read_text().split(")")[-1][:3]
+        ),
+        30,
+        "the controller to die",
+    )
     resumed_from = int(ckpt.load(out / "checkpoints" / ckpt.LATEST)["step"])
     assert resumed_from >= 12
     record = launch(cfg, out, "local", wait=True)  # resubmits; the new job resumes from the checkpoint

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 # tiny's widths, heads, tubelets, masks, EMA and losses; 64 px and shallower stacks: 100 steps take
 # ~10-15 s on one thread
-REDUCED_TINY = {"model": {"encoder": {"image_size": 64, "depth": 3}, "predictor": {"depth": 2}, "decoder": {"depth": 2}}}
+REDUCED_TINY = {
+    "model": {"encoder": {"image_size": 64, "depth": 3}, "predictor": {"depth": 2}, "decoder": {"depth": 2}}
+}
 
 
 def moving_blobs(n: int, frames: int, size: int) -> torch.Tensor:
@@ -110,7 +112,11 @@ def test_ema_momentum_one_freezes_and_zero_copies():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"objective": {"method": "videomae"}, "masking": {"kind": "tube"}}, {"objective": {"method": "ar_regression"}, "masking": {"kind": "none"}}],
+    [
+        {},
+        {"objective": {"method": "videomae"}, "masking": {"kind": "tube"}},
+        {"objective": {"method": "ar_regression"}, "masking": {"kind": "none"}},
+    ],
     ids=["nextvid", "videomae", "ar_regression"],
 )
 def test_param_groups_weight_decay_and_tags(overrides):
@@ -125,12 +131,17 @@ def test_param_groups_weight_decay_and_tags(overrides):
             no_decay = p.ndim <= 1 or name.endswith(".bias") or name.endswith(".query")
             assert group["weight_decay"] == (0.0 if no_decay else 0.04), name
             # only the flow head follows the decoder LR; VideoMAE's regression decoder trains at the main LR
-            flow_head = name.startswith("decoder.") and overrides.get("objective", {}).get("method", "nextvid") == "nextvid"
+            flow_head = (
+                name.startswith("decoder.") and overrides.get("objective", {}).get("method", "nextvid") == "nextvid"
+            )
             assert group["lr_group"] == ("decoder" if flow_head else "main"), name
             assert not name.startswith("reference.")
     assert seen == {n for n, p in model.named_parameters() if p.requires_grad}
-    norms = [n for n, m in model.named_modules()
-             if isinstance(m, torch.nn.LayerNorm) and m.weight is not None and not n.startswith("reference.")]
+    norms = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.LayerNorm) and m.weight is not None and not n.startswith("reference.")
+    ]
     assert norms and all(f"{n}.weight" in seen for n in norms)
     queries = [n for n in seen if n.endswith(".query")]
     assert queries  # every model here has a learnable query token, and it is never decayed

@@ -24,7 +24,9 @@ SHORT, LONG = BlockMaskSpec(8, 0.15), BlockMaskSpec(2, 0.7)
 GRIDS = {"vit_l 256px": (16, 16), "tiny 128px": (8, 8)}
 
 
-def block_size_distribution(spec: BlockMaskSpec, grid: tuple[int, int], n: int = 20_000) -> dict[tuple[int, int], float]:
+def block_size_distribution(
+    spec: BlockMaskSpec, grid: tuple[int, int], n: int = 20_000
+) -> dict[tuple[int, int], float]:
     """P(h, w): the aspect ratio is log-uniform, so integrate u ~ U(0, 1) through the generator's
     rounding on a fine midpoint grid (the rounding makes (h, w) piecewise constant in u)."""
     H, W = grid
@@ -228,10 +230,18 @@ def test_visible_fractions_match_vjepa2_per_device_batch(batch):
     device = MaskSampler(MaskingConfig(), (16, 16), seed=0)
     glob = MaskSampler(MaskingConfig(truncation="global"), (16, 16), seed=0)
     draws = 1500  # seeded: the means are fixed numbers (standard error ~0.1 point)
-    ours = torch.tensor([[m.shape[1] for m in device(batch, step)] for step in range(draws)], dtype=torch.float64).mean(0) / 2.56
+    ours = (
+        torch.tensor([[m.shape[1] for m in device(batch, step)] for step in range(draws)], dtype=torch.float64).mean(0)
+        / 2.56
+    )
     for got, want in zip(ours.tolist(), VJEPA2_VISIBLE[batch]):
         assert abs(got - want) <= 1.0, (batch, ours.tolist())
-    over4 = torch.tensor([[m.shape[1] for m in glob(4 * batch, step, 0, 4)] for step in range(100)], dtype=torch.float64).mean(0) / 2.56
+    over4 = (
+        torch.tensor(
+            [[m.shape[1] for m in glob(4 * batch, step, 0, 4)] for step in range(100)], dtype=torch.float64
+        ).mean(0)
+        / 2.56
+    )
     assert (over4 < ours - 1.0).all(), (over4.tolist(), ours.tolist())
 
 
@@ -255,12 +265,19 @@ def test_no_masking_means_no_views():
 
 
 def masking_table() -> str:
-    rows = ["| grid | generator | expected (exact) | measured, batch 1 | batch 8 | batch 64 |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| grid | generator | expected (exact) | measured, batch 1 | batch 8 | batch 64 |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, grid in {**GRIDS, "nano 64px": (4, 4)}.items():
         for spec in (SHORT, LONG):
             cells = [f"{expected_masked_fraction(spec, grid):.3f}"]
             cells += [f"{measured_fractions(spec, grid, b, d).mean():.3f}" for b, d in ((1, 2000), (8, 500), (64, 200))]
-            rows.append(f"| {grid[0]}x{grid[1]} ({name}) | {spec.num_blocks} x {spec.spatial_scale} | " + " | ".join(cells) + " |")
+            rows.append(
+                f"| {grid[0]}x{grid[1]} ({name}) | {spec.num_blocks} x {spec.spatial_scale} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return "\n".join(rows)
 
 

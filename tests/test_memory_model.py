@@ -19,14 +19,17 @@ from nextvid.presets import get_preset
 ALL = {"checkpoint_encoder": True, "checkpoint_predictor": True, "checkpoint_decoder": True}
 
 
-@pytest.mark.parametrize("preset,overrides", [
-    ("nano", {}),
-    ("tiny", {}),
-    ("tiny", {"compute": ALL}),
-    ("tiny", {"objective": {"loss_positions": "masked"}}),
-    ("tiny", {"model": {"decoder": {"attention": "cross_frame"}}}),
-    ("tiny", {"model": {"predictor": {"context_isolation": False}}}),
-])
+@pytest.mark.parametrize(
+    "preset,overrides",
+    [
+        ("nano", {}),
+        ("tiny", {}),
+        ("tiny", {"compute": ALL}),
+        ("tiny", {"objective": {"loss_positions": "masked"}}),
+        ("tiny", {"model": {"decoder": {"attention": "cross_frame"}}}),
+        ("tiny", {"model": {"predictor": {"context_isolation": False}}}),
+    ],
+)
 def test_activation_estimate_matches_autograds_saved_bytes(preset, overrides):
     """fp32 on CPU, dense-mask SDPA (the kernel the CPU runs): the count is within 10% of the bytes
     saved_tensors_hooks sees for one training forward at the first stage (4 tau draws)."""
@@ -61,7 +64,9 @@ def test_paper_presets_fit_80gb_with_the_settings_the_model_picks(preset):
     # the whole batch does not fit in the 4-draw stages: the settings are needed, not decoration
     whole = memory_plan(merge(cfg, {"schedule": {"stages": {str(i): {"micro_batch": 0} for i in range(4)}}}), 96, 80)
     assert not whole["stages"][0]["fits"]
-    refit = fitted_config(whole_cfg := merge(cfg, {"schedule": {"stages": {str(i): {"micro_batch": 0} for i in range(4)}}}), 96, 80)
+    refit = fitted_config(
+        whole_cfg := merge(cfg, {"schedule": {"stages": {str(i): {"micro_batch": 0} for i in range(4)}}}), 96, 80
+    )
     assert [s.micro_batch for s in refit.schedule.stages] == [s.micro_batch for s in cfg.schedule.stages]
     assert refit.compute == whole_cfg.compute
 
@@ -104,6 +109,14 @@ def test_every_paper_experiment_fits_its_gpus_as_paper_yaml_sets_it():
     for name, exp in paper["experiments"].items():
         pretrain = exp["pretrain"]
         for variant in exp["variants"]:
-            cfg = load(exp["preset"], None, [*get_variant(variant).overrides, *pretrain.get("set", []), *pretrain["launch"],
-                                             f"schedule.total_steps={pretrain['total_steps']}"])
+            cfg = load(
+                exp["preset"],
+                None,
+                [
+                    *get_variant(variant).overrides,
+                    *pretrain.get("set", []),
+                    *pretrain["launch"],
+                    f"schedule.total_steps={pretrain['total_steps']}",
+                ],
+            )
             check_fits(cfg, cfg.launch.nodes * cfg.launch.gpus_per_node, cfg.launch.gpu_mem_gb)

@@ -120,7 +120,9 @@ def test_encoder_num_frames_equals_prefix_of_full_clip():
         for n in range(1, TP):
             torch.testing.assert_close(encoder(video, num_frames=n), full[:, : n * P], atol=1e-5, rtol=1e-5)
         # and the same prefix property fails for the bidirectional encoder (control)
-        assert not torch.allclose(encoder(video, num_frames=2, causal=False), encoder(video, causal=False)[:, : 2 * P], atol=1e-4)
+        assert not torch.allclose(
+            encoder(video, num_frames=2, causal=False), encoder(video, causal=False)[:, : 2 * P], atol=1e-4
+        )
 
 
 @pytest.fixture
@@ -200,7 +202,12 @@ def decoder_inputs(F=3, C_T=8, D=16):
     return x_tau, cond, tau, positions
 
 
-DECODERS = {"frame": ("concat", "frame"), "cross_frame": ("concat", "cross_frame"), "cross": ("cross", "none"), "cross_self": ("cross", "frame")}
+DECODERS = {
+    "frame": ("concat", "frame"),
+    "cross_frame": ("concat", "cross_frame"),
+    "cross": ("cross", "none"),
+    "cross_self": ("cross", "frame"),
+}
 
 
 @pytest.mark.parametrize("attention", list(DECODERS))
@@ -209,7 +216,11 @@ def test_decoder_frame_dependence(attention):
     model's cross-only and cross-self decoders; all but cross_frame keep every token-frame isolated."""
     torch.manual_seed(0)
     condition, self_attention = DECODERS[attention]
-    decoder = FlowDecoder(DecoderConfig(width=48, depth=2, heads=2, condition=condition, attention=self_attention), cond_dim=16, target_dim=8)
+    decoder = FlowDecoder(
+        DecoderConfig(width=48, depth=2, heads=2, condition=condition, attention=self_attention),
+        cond_dim=16,
+        target_dim=8,
+    )
     randomize_zero_params(decoder)
     x_tau, cond, tau, positions = decoder_inputs()
     F = x_tau.shape[1]
@@ -222,7 +233,9 @@ def test_decoder_frame_dependence(attention):
         others = [j for j in range(P) if j != i]
         assert_depends(g_x[:, 0, i].abs().sum(-1), f"{attention}: position {i} on its own noisy target")
         mixes = self_attention != "none"
-        (assert_depends if mixes else assert_independent)(g_x[:, 0, others].abs().sum(-1), f"{attention}: position {i} on the frame's other noisy targets")
+        (assert_depends if mixes else assert_independent)(
+            g_x[:, 0, others].abs().sum(-1), f"{attention}: position {i} on the frame's other noisy targets"
+        )
         assert_depends(g_c[:, 0].abs().sum(-1), f"{attention}: position {i} on the frame's z_t")
     for t in range(F):
         grads = torch.autograd.grad(project(out[:, t], t), (x_tau, cond, tau), retain_graph=True)

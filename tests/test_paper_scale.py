@@ -47,7 +47,9 @@ def assert_grads_close(a: dict, b: dict, rtol=1e-4, atol=1e-6):
 def test_activation_checkpointing_gives_the_same_gradients(method):
     overrides = {"objective": {"method": method}, "masking": {"kind": "tube"}} if method == "videomae" else {}
     plain = nano(**overrides)
-    checkpointed = merge(plain, {"compute": {"checkpoint_encoder": True, "checkpoint_predictor": True, "checkpoint_decoder": True}})
+    checkpointed = merge(
+        plain, {"compute": {"checkpoint_encoder": True, "checkpoint_predictor": True, "checkpoint_decoder": True}}
+    )
     video, masks, seeds = step_inputs(plain, 2)
     if method == "videomae":
         masks = masks[:1]
@@ -62,7 +64,9 @@ def test_checkpointing_recomputes_instead_of_saving():
     from nextvid.memory import saved_bytes
 
     plain = nano()
-    checkpointed = merge(plain, {"compute": {"checkpoint_encoder": True, "checkpoint_predictor": True, "checkpoint_decoder": True}})
+    checkpointed = merge(
+        plain, {"compute": {"checkpoint_encoder": True, "checkpoint_predictor": True, "checkpoint_decoder": True}}
+    )
     video, masks, seeds = step_inputs(plain, 2)
     sizes = []
     for cfg in (plain, checkpointed):

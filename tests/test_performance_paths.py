@@ -23,7 +23,9 @@ def test_complex_rope_equals_timm_rotation(head_dim):
     rope = Rope3D(head_dim)
     positions = torch.randint(0, 30, (2, 7, 3), generator=g)
     x = torch.randn(2, 3, 7, head_dim, generator=g)
-    torch.testing.assert_close(apply_rope(x, rope.cis(positions)), apply_rot_embed_cat(x, rope(positions)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        apply_rope(x, rope.cis(positions)), apply_rot_embed_cat(x, rope(positions)), atol=1e-5, rtol=1e-5
+    )
     # a non-contiguous view (q, k out of a fused qkv projection) and bf16 in, bf16 out
     qkv = torch.randn(2, 7, 3, 3, head_dim, generator=g).permute(2, 0, 3, 1, 4)
     q = qkv[1].bfloat16()
@@ -57,7 +59,9 @@ def test_encoder_stays_frame_causal_under_bf16_autocast():
     video = (torch.rand(2, 3, 8, 32, 32) * 2 - 1).requires_grad_(True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = encoder(video)  # (2, 4 token-frames x 4 positions, 64)
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))  # a plain sum of a LayerNorm output has no gradient
+    weights = torch.randn(
+        out.shape, generator=torch.Generator().manual_seed(1)
+    )  # a plain sum of a LayerNorm output has no gradient
     for t in range(4):
         rows = slice(4 * t, 4 * (t + 1))
         (grad,) = torch.autograd.grad((out[:, rows].float() * weights[:, rows]).sum(), video, retain_graph=True)

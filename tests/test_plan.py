@@ -29,18 +29,29 @@ BASE = {
     "data": {
         "embedded": {"scale": "smoke"},
         "datasets": {
-            "k4": {"kind": "k400", "train": {"csv": "/raw/train.csv", "videos": "/raw/my videos", "split": "train"},
-                   "val": {"csv": "/raw/val.csv", "videos": "/raw/my videos"}},
-            "s2": {"kind": "ssv2", "labels": "/raw/labels.json", "train": {"split_json": "/raw/t.json", "videos": "/raw/v"},
-                   "val": {"split_json": "/raw/v.json", "videos": "/raw/v"}},
+            "k4": {
+                "kind": "k400",
+                "train": {"csv": "/raw/train.csv", "videos": "/raw/my videos", "split": "train"},
+                "val": {"csv": "/raw/val.csv", "videos": "/raw/my videos"},
+            },
+            "s2": {
+                "kind": "ssv2",
+                "labels": "/raw/labels.json",
+                "train": {"split_json": "/raw/t.json", "videos": "/raw/v"},
+                "val": {"split_json": "/raw/v.json", "videos": "/raw/v"},
+            },
             "corpus": {"kind": "folder", "images": True, "train": {"root": "/raw/corpus"}},
         },
     },
     "experiments": {
-        "x": {"preset": "nano", "pretrain": {"mixture": "embedded", "total_steps": 8, "keep_steps": [4]},
-              "variants": ["nextvid", "target_vae"], "seeds": [0, 1],
-              "probe": {"benchmarks": {"images": "embedded", "motion": "embedded"}},
-              "generate": {"variants": ["nextvid"], "benchmark": "motion"}},
+        "x": {
+            "preset": "nano",
+            "pretrain": {"mixture": "embedded", "total_steps": 8, "keep_steps": [4]},
+            "variants": ["nextvid", "target_vae"],
+            "seeds": [0, 1],
+            "probe": {"benchmarks": {"images": "embedded", "motion": "embedded"}},
+            "generate": {"variants": ["nextvid"], "benchmark": "motion"},
+        },
     },
 }
 
@@ -64,6 +75,7 @@ def test_importing_the_plan_and_catalogue_loads_no_torch():
 
 # --- steps and overrides -------------------------------------------------------------------------
 
+
 def test_trainer_keeps_the_listed_steps_and_its_last():
     from nextvid import config
 
@@ -83,8 +95,13 @@ def test_run_overrides_resolve_in_order():
     plan = plan_of(lambda c: c["experiments"]["x"]["pretrain"].update(set=["objective.ema_momentum=0.95"]))
     sets = plan.pretrain_overrides("x", "target_vae", 1)
     vae = needs_overrides(get_variant("target_vae"), layout.vae_dir("x"), load_vae_config())
-    assert sets[:1 + len(vae)] == ["target.kind=vae", *vae]  # the variant, then what it needs
-    assert sets[1 + len(vae):] == ["objective.ema_momentum=0.95", "seed=1", "schedule.total_steps=8", "train.keep_steps=[4, 8]"]
+    assert sets[: 1 + len(vae)] == ["target.kind=vae", *vae]  # the variant, then what it needs
+    assert sets[1 + len(vae) :] == [
+        "objective.ema_momentum=0.95",
+        "seed=1",
+        "schedule.total_steps=8",
+        "train.keep_steps=[4, 8]",
+    ]
     cfg = plan.resolve("x", "target_vae", 1)
     assert cfg.target.vae_path == "results/vae/x" and cfg.seed == 1 and cfg.objective.ema_momentum == 0.95
     assert plan.pretrain_overrides("x", "nextvid", 0)[0] == "objective.ema_momentum=0.95"  # needs nothing
@@ -100,27 +117,45 @@ def test_an_experiments_own_vae_replaces_the_workflows():
 
 def test_real_mixture_becomes_data_sources_the_config_engine_reads():
     mixture = [{"dataset": "k4", "weight": 0.7}, {"dataset": "corpus", "weight": 0.3}]
-    plan = plan_of(lambda c: c["experiments"]["x"].update(variants=["nextvid"]) or
-                   c["experiments"]["x"]["pretrain"].update(mixture=mixture))
+    plan = plan_of(
+        lambda c: (
+            c["experiments"]["x"].update(variants=["nextvid"])
+            or c["experiments"]["x"]["pretrain"].update(mixture=mixture)
+        )
+    )
     sources = plan.resolve("x", "nextvid", 0).data.sources
     assert [(s.name, s.manifest, s.weight) for s in sources] == [
-        ("k4", "results/data/k4/train.tsv", 0.7), ("corpus", "results/data/corpus/train.tsv", 0.3)]
-    assert plan.pretrain_inputs("x", "nextvid") == {"k4": "results/data/k4/train.tsv", "corpus": "results/data/corpus/train.tsv"}
+        ("k4", "results/data/k4/train.tsv", 0.7),
+        ("corpus", "results/data/corpus/train.tsv", 0.3),
+    ]
+    assert plan.pretrain_inputs("x", "nextvid") == {
+        "k4": "results/data/k4/train.tsv",
+        "corpus": "results/data/corpus/train.tsv",
+    }
     assert "--mixture" not in plan.pretrain_args("x", "nextvid", 0)
 
 
 # --- data ----------------------------------------------------------------------------------------
 
+
 def test_convert_arguments_per_kind():
     plan = plan_of()
     assert plan.convert_args("k4", "train") == (
-        "convert-k400 --csv /raw/train.csv --videos '/raw/my videos' --split train --max-bad-fraction 0.05")
-    assert plan.convert_args("k4", "val").endswith("--label-map results/data/k4/train.labels.json --max-bad-fraction 0.05")
+        "convert-k400 --csv /raw/train.csv --videos '/raw/my videos' --split train --max-bad-fraction 0.05"
+    )
+    assert plan.convert_args("k4", "val").endswith(
+        "--label-map results/data/k4/train.labels.json --max-bad-fraction 0.05"
+    )
     assert plan.convert_args("s2", "val") == (
-        "convert-ssv2 --labels /raw/labels.json --split-json /raw/v.json --videos /raw/v --max-bad-fraction 0.05")
+        "convert-ssv2 --labels /raw/labels.json --split-json /raw/v.json --videos /raw/v --max-bad-fraction 0.05"
+    )
     assert plan.convert_label_map("s2", "val") is None  # SSv2's val split carries its own class ids
     assert plan.convert_args("corpus", "train") == "convert-folder /raw/corpus --images --max-bad-fraction 0.05"
-    assert plan.convert_raw("s2", "train") == {"split_json": "/raw/t.json", "videos": "/raw/v", "labels": "/raw/labels.json"}
+    assert plan.convert_raw("s2", "train") == {
+        "split_json": "/raw/t.json",
+        "videos": "/raw/v",
+        "labels": "/raw/labels.json",
+    }
     with pytest.raises(PlanError, match=r"data\.datasets\.corpus\.val: not configured"):
         plan.convert_args("corpus", "val")
 
@@ -138,6 +173,7 @@ def test_embedded_build_name_and_files():
 
 # --- targets -------------------------------------------------------------------------------------
 
+
 def test_probe_targets_cover_variant_seed_step_benchmark_and_references():
     plan = plan_of()
     keys = [layout.parse_probe_metrics(f) for f in plan.probe_metrics_files("x")]
@@ -153,10 +189,20 @@ def test_all_targets_follow_the_report_sections():
     targets = plan.all_targets()
     assert [t for t in targets if "/tables/" in t] == [f"results/tables/x/{t}.md" for t in catalog.TABLES]
     assert [Path(t).stem for t in targets if "/figures/" in t] == [catalog.FIGURES[f] for f in ("fig4", "fig5", "fig6")]
-    plan = plan_of(lambda c: c["experiments"]["x"].update(report={"tables": ["table1"], "findings": True, "findings_doc": "docs/f.md"}))
-    assert plan.all_targets()[0] == "results/tables/x/table1.md" and plan.all_targets()[-2:] == ["results/findings/x/findings.md", "docs/f.md"]
+    plan = plan_of(
+        lambda c: c["experiments"]["x"].update(
+            report={"tables": ["table1"], "findings": True, "findings_doc": "docs/f.md"}
+        )
+    )
+    assert plan.all_targets()[0] == "results/tables/x/table1.md" and plan.all_targets()[-2:] == [
+        "results/findings/x/findings.md",
+        "docs/f.md",
+    ]
     assert plan.findings_docs() == {"docs/f.md": "x"}
-    assert plan.generation_files("x") == ["results/generate/x/nextvid/seed0/step8/samples.npz", "results/generate/x/nextvid/seed1/step8/samples.npz"]
+    assert plan.generation_files("x") == [
+        "results/generate/x/nextvid/seed0/step8/samples.npz",
+        "results/generate/x/nextvid/seed1/step8/samples.npz",
+    ]
     assert plan.tsne_feature_files("x") == [] and plan.rank_feature_files("x") == []  # no tsne section
 
 
@@ -166,13 +212,17 @@ def test_figure_inputs_and_arguments_name_the_same_files():
     assert plan.figure_inputs("x", "fig4") == {"metrics": metrics}
     assert plan.figure_args("x", "fig4") == "--config x --metrics " + " ".join(metrics)
     assert plan.figure_inputs("x", "fig5") == {"samples": samples}
-    assert plan.figure_args("x", "fig5") == "--generations results/generate/x/nextvid/seed0/step8 results/generate/x/nextvid/seed1/step8"
+    assert (
+        plan.figure_args("x", "fig5")
+        == "--generations results/generate/x/nextvid/seed0/step8 results/generate/x/nextvid/seed1/step8"
+    )
     assert plan.figure_inputs("x", "fig6") == {"runs": runs}
     assert plan.figure_args("x", "fig6") == "--runs " + " ".join(str(Path(f).parent) for f in runs)
     tsne = {"variants": ["nextvid", "random"], "benchmark": "images"}
     plan = plan_of(lambda c: c["experiments"]["x"].update(tsne=tsne))
-    assert plan.figure_args("x", "fig7") == ("--features results/features/x/nextvid/seed0/step8/images.npz"
-                                             " results/features/x/random/seed0/step0/images.npz")
+    assert plan.figure_args("x", "fig7") == (
+        "--features results/features/x/nextvid/seed0/step8/images.npz results/features/x/random/seed0/step0/images.npz"
+    )
 
 
 # --- checks --------------------------------------------------------------------------------------
@@ -206,6 +256,7 @@ def test_each_check_names_the_key(where):
 
 # --- code closure and catalogue ------------------------------------------------------------------
 
+
 def test_code_closure_follows_imports_but_not_into_other_commands(tmp_path, monkeypatch):
     pkg = tmp_path / "nextvid"
     files = {
@@ -223,8 +274,17 @@ def test_code_closure_follows_imports_but_not_into_other_commands(tmp_path, monk
         (pkg / name).write_text(text)
     monkeypatch.chdir(tmp_path)
     assert code_closure(tmp_path, "nextvid.commands.probe") == sorted(
-        f"nextvid/{n}" for n in ("__init__.py", "commands/__init__.py", "commands/probe.py", "commands/other.py",
-                                 "a.py", "sub/__init__.py", "sub/b.py"))
+        f"nextvid/{n}"
+        for n in (
+            "__init__.py",
+            "commands/__init__.py",
+            "commands/probe.py",
+            "commands/other.py",
+            "a.py",
+            "sub/__init__.py",
+            "sub/b.py",
+        )
+    )
 
 
 def test_catalogue_names():

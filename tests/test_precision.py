@@ -25,7 +25,11 @@ CPU = torch.device("cpu")
 
 
 def nano(**overrides):
-    base = {"data": {"num_workers": 0}, "schedule": {"total_steps": 8}, "train": {"checkpoint_every": 4, "log_every": 2}}
+    base = {
+        "data": {"num_workers": 0},
+        "schedule": {"total_steps": 8},
+        "train": {"checkpoint_every": 4, "log_every": 2},
+    }
     return merge(get_preset("nano"), base, overrides)
 
 
@@ -137,8 +141,10 @@ def test_checkpoints_from_before_precision_read_as_the_same_setting(tmp_path):
     assert old["precision"] == "fp32" and old["config"]["schedule"]["precision"] == "fp32"
 
 
-
-@pytest.mark.parametrize("cap, native", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("AVX512_CORE_AMX", True), ("", True)])
+@pytest.mark.parametrize(
+    "cap, native",
+    [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("AVX512_CORE_AMX", True), ("", True)],
+)
 def test_a_onednn_isa_cap_below_bf16_makes_it_emulated(cap, native, native_bf16_cpu, monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert native_bf16(CPU) is native

@@ -23,20 +23,31 @@ from nextvid.probe.run import run_probe
 sys.path.insert(0, str(Path(__file__).parent))
 from probe_synthetic import Identity, TokenClips, WithBad, token_source  # noqa: E402
 
-FAST = ["heads=4", "epochs=6", "batch_size=32", "warmup_epochs=0.5", "grid.lr=[0.01, 0.001]", "grid.weight_decay=[0.01, 0.1]"]
+FAST = [
+    "heads=4",
+    "epochs=6",
+    "batch_size=32",
+    "warmup_epochs=0.5",
+    "grid.lr=[0.01, 0.001]",
+    "grid.weight_decay=[0.01, 0.1]",
+]
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
-def synthetic_run(tmp_path, val_labels=None, cache_train=None, views=1, n_train=120, n_val=37, separation=1.5, overrides=()):
+def synthetic_run(
+    tmp_path, val_labels=None, cache_train=None, views=1, n_train=120, n_val=37, separation=1.5, overrides=()
+):
     protocol = load_protocol("motion", overrides=FAST + [f"views={views}", *overrides])
     train = TokenClips(n_train, 4, segments=2, views=1, seed=1, separation=separation)
     val = TokenClips(n_val, 4, segments=2, views=views, seed=2, separation=separation)
     if val_labels is not None:
         val.labels = val_labels(val.labels)
     heldout = TokenClips(n_train, 4, segments=2, views=views, seed=1, separation=separation) if views > 1 else None
-    data = ProbeData(lambda epoch: train, val, num_classes=4, heldout_clips=heldout, record={"train_manifest": "synthetic"})
+    data = ProbeData(
+        lambda epoch: train, val, num_classes=4, heldout_clips=heldout, record={"train_manifest": "synthetic"}
+    )
     return run_probe(token_source(), protocol, data, tmp_path, cache_train=cache_train)
 
 
@@ -44,7 +55,11 @@ def synthetic_run(tmp_path, val_labels=None, cache_train=None, views=1, n_train=
 
 
 def test_paper_protocols_match_table10():
-    got = {name: (p.clip_spec, p.frame_step, p.batch_size, p.epochs, p.layers) for name in ("k400", "ssv2", "diving48", "in1k") for p in [get_protocol(name)]}
+    got = {
+        name: (p.clip_spec, p.frame_step, p.batch_size, p.epochs, p.layers)
+        for name in ("k400", "ssv2", "diving48", "in1k")
+        for p in [get_protocol(name)]
+    }
     assert got == {
         "k400": ("16x8x3", 4, 192, 20, 1),
         "ssv2": ("16x2x3", 4, 96, 20, 1),
@@ -132,7 +147,13 @@ def test_grid_heads_train_independently():
         grid = ProbeGrid(16, 4, 4, 2.0, len(pairs), seed=3)
         opt = fit.make_optimizer(grid, pairs, (0.9, 0.999))
         for _ in range(5):
-            loss = torch.nn.functional.cross_entropy(grid(feats).flatten(0, 1), labels.repeat(len(pairs)), reduction="none").view(len(pairs), -1).mean(1)
+            loss = (
+                torch.nn.functional.cross_entropy(
+                    grid(feats).flatten(0, 1), labels.repeat(len(pairs)), reduction="none"
+                )
+                .view(len(pairs), -1)
+                .mean(1)
+            )
             opt.zero_grad()
             loss.sum().backward()
             opt.step()
@@ -256,9 +277,13 @@ def test_bad_samples_are_skipped_counted_and_limited(tmp_path):
     rerun = run_probe(token_source(), protocol, data, tmp_path / "a")  # reused stores keep their skip logs
     assert rerun["data"]["skipped"] == d["skipped"] and rerun["results"] == cached["results"]
     with pytest.raises(TooManyBadInputs, match="val: 3 of 37 samples are bad"):
-        run_probe(token_source(), protocol, ProbeData(lambda epoch: train, WithBad(val.clips, {0, 1, 2}), 4), tmp_path / "c")
+        run_probe(
+            token_source(), protocol, ProbeData(lambda epoch: train, WithBad(val.clips, {0, 1, 2}), 4), tmp_path / "c"
+        )
     with pytest.raises(TooManyBadInputs, match="val: 2 of 37"):  # a reused store is checked against the current limit
-        run_probe(token_source(), load_protocol("motion", overrides=FAST + ["max_bad_fraction=0.02"]), data, tmp_path / "a")
+        run_probe(
+            token_source(), load_protocol("motion", overrides=FAST + ["max_bad_fraction=0.02"]), data, tmp_path / "a"
+        )
 
 
 def test_heldout_selection_uses_no_val_information(tmp_path):
@@ -268,7 +293,9 @@ def test_heldout_selection_uses_no_val_information(tmp_path):
     a = synthetic_run(tmp_path / "a", separation=0.4, views=3)
     b = synthetic_run(tmp_path / "b", separation=0.4, views=3, val_labels=shuffled)
     keys = ("head", "lr", "weight_decay", "heldout_top1", "heldout_nll")
-    assert {k: a["results"]["heldout_selected"][k] for k in keys} == {k: b["results"]["heldout_selected"][k] for k in keys}
+    assert {k: a["results"]["heldout_selected"][k] for k in keys} == {
+        k: b["results"]["heldout_selected"][k] for k in keys
+    }
     assert a["features"]["heldout"].startswith("cached (computed once, evaluation views)")
     assert [h["val_top1"] for h in a["heads"]] != [h["val_top1"] for h in b["heads"]]  # val did change
 
@@ -291,15 +318,28 @@ def test_bf16_reaches_encoder_and_heads_and_is_recorded(tmp_path):
     tokens = {bf16: encode_views(linear, video, 2, 1, chunk=2, bf16=bf16).float() for bf16 in (False, True)}
     assert not torch.equal(tokens[True], tokens[False])  # autocast ran the matmul in bf16
     torch.testing.assert_close(tokens[True], tokens[False], atol=0.05, rtol=0.05)
-    runs = {bf16: synthetic_run(tmp_path / str(bf16), separation=3.0, overrides=["epochs=10", f"precision={'bf16' if bf16 else 'fp32'}"]) for bf16 in (False, True)}
-    assert runs[True]["features"]["heads_precision"] == "bf16 autocast" and runs[False]["features"]["heads_precision"] == "fp32"
+    runs = {
+        bf16: synthetic_run(
+            tmp_path / str(bf16), separation=3.0, overrides=["epochs=10", f"precision={'bf16' if bf16 else 'fp32'}"]
+        )
+        for bf16 in (False, True)
+    }
+    assert (
+        runs[True]["features"]["heads_precision"] == "bf16 autocast"
+        and runs[False]["features"]["heads_precision"] == "fp32"
+    )
     assert runs[True]["heads"] != runs[False]["heads"]  # the heads trained under autocast
     assert all(r["results"]["best_on_val"]["top1"] >= 95 for r in runs.values())
 
 
 def test_probe_resolves_auto_once_and_records_it(tmp_path, no_native_bf16):
     metrics = synthetic_run(tmp_path, separation=3.0, overrides=["epochs=2", "precision=auto"])
-    assert metrics["features"]["precision"] == {"requested": "auto", "resolved": "fp32", "bf16_native": False, "device": "cpu"}
+    assert metrics["features"]["precision"] == {
+        "requested": "auto",
+        "resolved": "fp32",
+        "bf16_native": False,
+        "device": "cpu",
+    }
     assert metrics["features"]["encoder_precision"] == metrics["features"]["heads_precision"] == "fp32"
     assert metrics["protocol"]["precision"] == "auto"
 
@@ -312,7 +352,10 @@ def test_metrics_carry_the_protocol(tmp_path):
     assert set(m["results"]) == {"best_on_val"}  # no held-out part: only the paper's rule
     for key in ("checkpoint", "encoder", "data", "clips", "probe", "features", "protocol", "provenance", "heads"):
         assert key in m
-    assert m["clips"]["frames_segments_views"] == "8x2x1" and m["probe"]["grid"] == {"lr": [0.01, 0.001], "weight_decay": [0.01, 0.1]}
+    assert m["clips"]["frames_segments_views"] == "8x2x1" and m["probe"]["grid"] == {
+        "lr": [0.01, 0.001],
+        "weight_decay": [0.01, 0.1],
+    }
     assert m["provenance"]["git_commit"]
     assert dataclasses.asdict(get_protocol("motion"))["frames"] == 8
 
@@ -323,7 +366,12 @@ def test_bench_probe_reports_speedup_and_equal_accuracy(tmp_path, no_native_bf16
     protocol = load_protocol("motion", overrides=FAST)
     train, val = TokenClips(80, 4, segments=2, seed=1), TokenClips(30, 4, segments=2, seed=2)
     result = bench_probe(token_source(), protocol, ProbeData(lambda epoch: train, val, 4), work_dir=tmp_path)
-    assert result["heads"] == 4 and result["speedup"] > 0 and result["accuracy_delta"] == 0.0 and result["val_nll_delta"] == 0.0
+    assert (
+        result["heads"] == 4
+        and result["speedup"] > 0
+        and result["accuracy_delta"] == 0.0
+        and result["val_nll_delta"] == 0.0
+    )
     assert list(tmp_path.iterdir()) == []  # the bench leaves nothing behind
     # on a machine without native bf16 the embedded protocol's `auto` ran fp32, and says so
     assert result["bf16_native"] is False and result["precision"] == "fp32" and "bf16 native: False" in table(result)

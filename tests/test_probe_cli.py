@@ -38,7 +38,7 @@ def write_video(path: Path, label: int, seed: int) -> None:
         for t in range(FRAMES):
             frame = background.copy()
             x = 4 + 3 * t if label == 0 else SIZE - 20 - 3 * t
-            frame[24:40, x:x + 16] = 255
+            frame[24:40, x : x + 16] = 255
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(stream.encode())
 
@@ -64,10 +64,29 @@ def bench_dir(tmp_path_factory):
 
 def probe(bench_dir, out, *extra):
     args = [
-        "probe", "--benchmark", "motion", "--out", str(out),
-        "--train-manifest", str(bench_dir / "train.tsv"), "--val-manifest", str(bench_dir / "val.tsv"),
-        "--set", "resolution=64", "--set", "frames=4", "--set", "epochs=3", "--set", "batch_size=8",
-        "--set", "grid.lr=[0.01, 0.001]", "--set", "grid.weight_decay=[0.01]", "--set", "holdout_fraction=0.25",
+        "probe",
+        "--benchmark",
+        "motion",
+        "--out",
+        str(out),
+        "--train-manifest",
+        str(bench_dir / "train.tsv"),
+        "--val-manifest",
+        str(bench_dir / "val.tsv"),
+        "--set",
+        "resolution=64",
+        "--set",
+        "frames=4",
+        "--set",
+        "epochs=3",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "grid.lr=[0.01, 0.001]",
+        "--set",
+        "grid.weight_decay=[0.01]",
+        "--set",
+        "holdout_fraction=0.25",
         *extra,
     ]
     assert main(args) == 0
@@ -77,14 +96,22 @@ def probe(bench_dir, out, *extra):
 def test_probe_command_writes_complete_metrics(bench_dir, tmp_path):
     m = probe(bench_dir, tmp_path / "p", "--checkpoint", str(bench_dir / "run" / ckpt.LATEST), "--set", "views=2")
     assert m["checkpoint"]["step"] == 7 and len(m["checkpoint"]["sha256"]) == 64
-    assert m["checkpoint"]["clips_seen"] == samples_before(get_preset("nano").schedule, 7) == 28  # the budget, for checkpoints that predate its record
+    assert (
+        m["checkpoint"]["clips_seen"] == samples_before(get_preset("nano").schedule, 7) == 28
+    )  # the budget, for checkpoints that predate its record
     assert m["encoder"]["encoder"] == "reference" and m["encoder"]["layers"] == [1]
     assert m["encoder"]["attention_mask"] == "frame_causal"
     data = m["data"]
     assert (data["num_train"], data["num_heldout"], data["num_val"], data["num_classes"]) == (16, 4, 7, 2)
     assert len(data["train_sha256"]) == len(data["val_sha256"]) == 64
-    assert m["clips"]["frames_segments_views"] == "4x2x2" and m["clips"]["frame_step"] == 2 and m["clips"]["resolution"] == 64
-    assert m["features"]["train"].startswith("cached") and m["features"]["heldout"].startswith("cached (computed once, evaluation views)")
+    assert (
+        m["clips"]["frames_segments_views"] == "4x2x2"
+        and m["clips"]["frame_step"] == 2
+        and m["clips"]["resolution"] == 64
+    )
+    assert m["features"]["train"].startswith("cached") and m["features"]["heldout"].startswith(
+        "cached (computed once, evaluation views)"
+    )
     assert set(m["results"]) == {"best_on_val", "heldout_selected"} and len(m["heads"]) == 2
     for rule in m["results"].values():
         assert 0 <= rule["top1"] <= 100 and "rule" in rule
@@ -92,10 +119,27 @@ def test_probe_command_writes_complete_metrics(bench_dir, tmp_path):
 
 
 def test_reference_rows_random_and_pixels(bench_dir, tmp_path):
-    r = probe(bench_dir, tmp_path / "r", "--checkpoint", "random:nano", "--set", "layers=2", "--set", "bidirectional=true")
+    r = probe(
+        bench_dir, tmp_path / "r", "--checkpoint", "random:nano", "--set", "layers=2", "--set", "bidirectional=true"
+    )
     assert r["checkpoint"]["path"] == "random:nano" and r["encoder"]["encoder"] == "random"
-    assert r["encoder"]["layers"] == [0, 1] and r["encoder"]["attention_mask"] == "bidirectional" and r["features"]["dim"] == 128
-    p = probe(bench_dir, tmp_path / "x", "--checkpoint", "random:nano", "--encoder", "pixels", "--set", "pixel_pool=8", "--workers", "1")
+    assert (
+        r["encoder"]["layers"] == [0, 1]
+        and r["encoder"]["attention_mask"] == "bidirectional"
+        and r["features"]["dim"] == 128
+    )
+    p = probe(
+        bench_dir,
+        tmp_path / "x",
+        "--checkpoint",
+        "random:nano",
+        "--encoder",
+        "pixels",
+        "--set",
+        "pixel_pool=8",
+        "--workers",
+        "1",
+    )
     assert p["encoder"]["encoder"] == "pixels" and p["features"]["dim"] == 2 * 2 * 2 * 3
     # the pixels baseline separates left- from right-moving squares
     assert p["results"]["best_on_val"]["top1"] > 50
@@ -103,9 +147,14 @@ def test_reference_rows_random_and_pixels(bench_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--set", "segmnts=2"], "segmnts: unknown key"), ([], "train_manifest: no manifest given"), (["--encoder", "pixels", "--set", "pixel_pool=3"], "pixel_pool: 3 does not divide"),
-     (["--finetune", "--encoder", "pixels"], "--finetune: raw pixels have no encoder"), (["--finetune", "--recompute-features"], "a finetune caches no features"),
-     (["--encoder-lr-scale", "0.1"], "only a finetune trains the encoder")],
+    [
+        (["--set", "segmnts=2"], "segmnts: unknown key"),
+        ([], "train_manifest: no manifest given"),
+        (["--encoder", "pixels", "--set", "pixel_pool=3"], "pixel_pool: 3 does not divide"),
+        (["--finetune", "--encoder", "pixels"], "--finetune: raw pixels have no encoder"),
+        (["--finetune", "--recompute-features"], "a finetune caches no features"),
+        (["--encoder-lr-scale", "0.1"], "only a finetune trains the encoder"),
+    ],
 )
 def test_config_errors_exit_2_naming_the_key(tmp_path, capsys, extra, message):
     rc = main(["probe", "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path), *extra])
@@ -132,7 +181,12 @@ def test_clip_sets_are_the_data_layers_eval_clips(bench_dir):
     from nextvid.probe.data import probe_data
     from nextvid.probe.protocol import load_protocol
 
-    manifests = [f"train_manifest={bench_dir / 'train.tsv'}", f"val_manifest={bench_dir / 'val.tsv'}", "resolution=64", "frames=4"]
+    manifests = [
+        f"train_manifest={bench_dir / 'train.tsv'}",
+        f"val_manifest={bench_dir / 'val.tsv'}",
+        "resolution=64",
+        "frames=4",
+    ]
     data = probe_data(load_protocol("motion", overrides=manifests + ["views=3"]))
     train, val, heldout = data.train_clips(0), data.val_clips, data.heldout_clips
     assert all(isinstance(c, EvalClips) for c in (train, val, heldout)) and data.train_clips(1) is train
@@ -143,11 +197,19 @@ def test_clip_sets_are_the_data_layers_eval_clips(bench_dir):
     assert item["video"].shape == (6, 3, 4, 64, 64) and item["index"] == 1 and item["label"] == 1
     reader = open_frames(bench_dir / "videos" / "val_1.mp4")
     idx = segment_clips(reader.num_frames, ClipSpec(4, frame_step=2), reader.fps, 2)
-    torch.testing.assert_close(train[0]["video"][1], SpatialViews(64, 1, 73)(open_frames(bench_dir / "videos" / "train_0.mp4").get(idx[1]))[0])
+    torch.testing.assert_close(
+        train[0]["video"][1], SpatialViews(64, 1, 73)(open_frames(bench_dir / "videos" / "train_0.mp4").get(idx[1]))[0]
+    )
     torch.testing.assert_close(item["video"][3:], SpatialViews(64, 3)(reader.get(idx[1])))  # segment 1, views 0..2
     augmented = probe_data(load_protocol("motion", overrides=manifests + ["augment=true"]))
-    assert augmented.train_clips(0).augment is not None and augmented.train_clips(0).epoch == 0 and augmented.train_clips(3).epoch == 3
-    assert not torch.equal(augmented.train_clips(0)[0]["video"], augmented.train_clips(1)[0]["video"])  # a new crop per epoch
+    assert (
+        augmented.train_clips(0).augment is not None
+        and augmented.train_clips(0).epoch == 0
+        and augmented.train_clips(3).epoch == 3
+    )
+    assert not torch.equal(
+        augmented.train_clips(0)[0]["video"], augmented.train_clips(1)[0]["video"]
+    )  # a new crop per epoch
 
 
 def test_token_sources_record_what_is_probed(tmp_path):
@@ -156,7 +218,10 @@ def test_token_sources_record_what_is_probed(tmp_path):
     from nextvid.probe.protocol import load_protocol
 
     protocol = load_protocol("motion_sequence", overrides=["resolution=32", "layers=2"])
-    cfg = merge(get_preset("nano"), {"objective": {"method": "videomae"}, "masking": {"kind": "tube"}, "model": {"encoder": {"causal": False}}})
+    cfg = merge(
+        get_preset("nano"),
+        {"objective": {"method": "videomae"}, "masking": {"kind": "tube"}, "model": {"encoder": {"causal": False}}},
+    )
     ckpt.save(tmp_path, {"step": 3, "model": build_model(cfg).state_dict(), "config": cfg.to_dict()})
     source = load_token_source(str(tmp_path / ckpt.LATEST), "reference", protocol)
     assert source.kind == "online" and source.record["encoder_requested"] == "reference"  # no EMA encoder
@@ -169,36 +234,115 @@ def test_token_sources_record_what_is_probed(tmp_path):
 
 
 def test_bench_probe_command(bench_dir, tmp_path, capsys):
-    assert main([
-        "bench", "probe", "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path / "probe.json"), "--json",
-        "--train-manifest", str(bench_dir / "train.tsv"), "--val-manifest", str(bench_dir / "val.tsv"), "--work-dir", str(tmp_path),
-        "--set", "resolution=64", "--set", "frames=4", "--set", "epochs=2", "--set", "batch_size=8", "--extract-batch", "1",
-    ]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "probe",
+                "--checkpoint",
+                "random:nano",
+                "--benchmark",
+                "motion",
+                "--out",
+                str(tmp_path / "probe.json"),
+                "--json",
+                "--train-manifest",
+                str(bench_dir / "train.tsv"),
+                "--val-manifest",
+                str(bench_dir / "val.tsv"),
+                "--work-dir",
+                str(tmp_path),
+                "--set",
+                "resolution=64",
+                "--set",
+                "frames=4",
+                "--set",
+                "epochs=2",
+                "--set",
+                "batch_size=8",
+                "--extract-batch",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.strip().splitlines()
     result = json.loads(out[-1])
     assert result == json.loads((tmp_path / "probe.json").read_text())
     assert result["benchmark"] == "probe" and result["probe_benchmark"] == "motion"
-    assert result["heads"] == len(get_protocol("motion").grid.pairs()) and result["accuracy_delta"] == 0.0 and result["val_nll_delta"] == 0.0 and result["speedup"] > 0
+    assert (
+        result["heads"] == len(get_protocol("motion").grid.pairs())
+        and result["accuracy_delta"] == 0.0
+        and result["val_nll_delta"] == 0.0
+        and result["speedup"] > 0
+    )
     assert any(line.startswith("speedup") for line in out)  # the table
     assert sorted(p.name for p in tmp_path.iterdir()) == ["probe.json"]  # the two runs' features are removed
 
 
 def test_augmenting_protocol_recomputes_training_features(bench_dir, tmp_path):
-    m = probe(bench_dir, tmp_path / "a", "--checkpoint", "random:nano", "--set", "augment=true", "--set", "hflip=true", "--set", "views=2")
-    assert m["features"]["train"] == "recomputed every epoch" and not (tmp_path / "a" / "features" / "train.npy").exists()
-    assert m["clips"]["train_augmentation"].startswith("random resized crop") and m["features"]["heldout"].startswith("cached")
+    m = probe(
+        bench_dir,
+        tmp_path / "a",
+        "--checkpoint",
+        "random:nano",
+        "--set",
+        "augment=true",
+        "--set",
+        "hflip=true",
+        "--set",
+        "views=2",
+    )
+    assert (
+        m["features"]["train"] == "recomputed every epoch" and not (tmp_path / "a" / "features" / "train.npy").exists()
+    )
+    assert m["clips"]["train_augmentation"].startswith("random resized crop") and m["features"]["heldout"].startswith(
+        "cached"
+    )
 
 
 def test_bad_samples_are_skipped_and_counted_then_stop_the_probe(bench_dir, tmp_path, capsys):
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
     good = [Sample(str(bench_dir / "videos" / f"val_{i}.mp4"), i % 2) for i in range(7)]
-    write_manifest(tmp_path / "val.tsv", good + [Sample("videos/broken.mp4", 1), Sample("videos/missing.mp4", 0)], {"right": 0, "left": 1})
-    m = probe(bench_dir, tmp_path / "ok", "--checkpoint", "random:nano", "--val-manifest", str(tmp_path / "val.tsv"), "--set", "max_bad_fraction=0.25")
-    assert m["data"]["num_val"] == 7 and m["data"]["skipped"]["val"] == 2 and m["skipped"]["val"]["counts"] == {"missing_file": 1, "unreadable": 1}
+    write_manifest(
+        tmp_path / "val.tsv",
+        good + [Sample("videos/broken.mp4", 1), Sample("videos/missing.mp4", 0)],
+        {"right": 0, "left": 1},
+    )
+    m = probe(
+        bench_dir,
+        tmp_path / "ok",
+        "--checkpoint",
+        "random:nano",
+        "--val-manifest",
+        str(tmp_path / "val.tsv"),
+        "--set",
+        "max_bad_fraction=0.25",
+    )
+    assert (
+        m["data"]["num_val"] == 7
+        and m["data"]["skipped"]["val"] == 2
+        and m["skipped"]["val"]["counts"] == {"missing_file": 1, "unreadable": 1}
+    )
     assert sorted(r["index"] for r in m["skipped"]["val"]["records"]) == [7, 8]
-    args = ["probe", "--checkpoint", "random:nano", "--benchmark", "motion", "--out", str(tmp_path / "o"),
-            "--train-manifest", str(bench_dir / "train.tsv"), "--val-manifest", str(tmp_path / "val.tsv"), "--set", "resolution=64", "--set", "frames=4"]
+    args = [
+        "probe",
+        "--checkpoint",
+        "random:nano",
+        "--benchmark",
+        "motion",
+        "--out",
+        str(tmp_path / "o"),
+        "--train-manifest",
+        str(bench_dir / "train.tsv"),
+        "--val-manifest",
+        str(tmp_path / "val.tsv"),
+        "--set",
+        "resolution=64",
+        "--set",
+        "frames=4",
+    ]
     assert main(args) == 1  # stops at the first bad sample past the default 5 % (1 of 9)
     err = capsys.readouterr().err
     assert "val: 1 of 9 samples are bad" in err and "broken.mp4 (unreadable)" in err

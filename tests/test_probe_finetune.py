@@ -25,7 +25,15 @@ from probe_synthetic import TokenClips, token_source  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
-FAST = ["heads=2", "epochs=10", "batch_size=32", "warmup_epochs=0.5", "grid.lr=[0.03]", "grid.weight_decay=[0.01]", "segments=1"]
+FAST = [
+    "heads=2",
+    "epochs=10",
+    "batch_size=32",
+    "warmup_epochs=0.5",
+    "grid.lr=[0.03]",
+    "grid.weight_decay=[0.01]",
+    "segments=1",
+]
 
 
 class Bottleneck(nn.Module):
@@ -57,7 +65,9 @@ def data(n_train=160, n_val=60, views=1, classes=4):
     train = TokenClips(n_train, classes, segments=1, views=1, seed=1, separation=2.0)
     val = TokenClips(n_val, classes, segments=1, views=views, seed=2, separation=2.0)
     heldout = TokenClips(n_train, classes, segments=1, views=views, seed=1, separation=2.0) if views > 1 else None
-    return ProbeData(lambda epoch: train, val, num_classes=classes, heldout_clips=heldout, record={"train_manifest": "synthetic"})
+    return ProbeData(
+        lambda epoch: train, val, num_classes=classes, heldout_clips=heldout, record={"train_manifest": "synthetic"}
+    )
 
 
 def test_finetune_moves_the_encoder_and_beats_the_frozen_probe(tmp_path):
@@ -67,7 +77,9 @@ def test_finetune_moves_the_encoder_and_beats_the_frozen_probe(tmp_path):
     frozen = run_probe(source, protocol, data(), tmp_path / "frozen")
     assert all(torch.equal(before[k], v) for k, v in source.module.state_dict().items())  # frozen: untouched
     tuned = run_finetune(source, protocol, data(), tmp_path / "tuned")
-    assert all(torch.equal(before[k], v) for k, v in source.module.state_dict().items())  # the source is copied, not trained
+    assert all(
+        torch.equal(before[k], v) for k, v in source.module.state_dict().items()
+    )  # the source is copied, not trained
     run = tuned["finetune"]["runs"][0]
     assert run["encoder_relative_change"] > 0.05  # the trained copy moved
     assert frozen["mode"] == "frozen" and tuned["mode"] == "finetune"
@@ -80,7 +92,9 @@ def test_finetune_moves_the_encoder_and_beats_the_frozen_probe(tmp_path):
 def test_finetune_views_and_selection_rule(tmp_path):
     """Several val views are averaged per sample; with a held-out part both selection rules are
     reported, from one model per (lr, wd) per rule."""
-    protocol = load_protocol("motion", overrides=FAST + ["views=2", "epochs=2", "grid.lr=[0.01, 0.001]", "holdout_fraction=0.2"])
+    protocol = load_protocol(
+        "motion", overrides=FAST + ["views=2", "epochs=2", "grid.lr=[0.01, 0.001]", "holdout_fraction=0.2"]
+    )
     m = run_finetune(bottleneck_source(), protocol, data(views=2), tmp_path)
     assert set(m["results"]) == {"best_on_val", "heldout_selected"}
     assert [r["without_heldout"] for r in m["finetune"]["runs"]] == [False, False, True, True]
@@ -94,7 +108,11 @@ def test_encoder_lr_scale_slows_the_encoder_only(tmp_path):
     full = run_finetune(bottleneck_source(), protocol, data(), tmp_path / "a")
     slow = run_finetune(bottleneck_source(), protocol, data(), tmp_path / "b", encoder_lr_scale=0.01)
     assert slow["finetune"]["encoder_lr_scale"] == 0.01 and full["finetune"]["encoder_lr_scale"] == 1.0
-    assert 0 < slow["finetune"]["runs"][0]["encoder_relative_change"] < 0.1 * full["finetune"]["runs"][0]["encoder_relative_change"]
+    assert (
+        0
+        < slow["finetune"]["runs"][0]["encoder_relative_change"]
+        < 0.1 * full["finetune"]["runs"][0]["encoder_relative_change"]
+    )
     with pytest.raises(ConfigError, match="encoder-lr-scale"):
         run_finetune(bottleneck_source(), protocol, data(), tmp_path / "c", encoder_lr_scale=0)
 
@@ -108,8 +126,22 @@ def test_finetune_refuses_an_encoder_free_source(tmp_path):
 def test_finetune_trains_a_copy_of_a_real_encoder(tmp_path):
     """random:nano through the real encoder path (EncoderTokens): frozen stays frozen (no grad, same
     weights), the finetune copy changes."""
-    protocol = load_protocol("motion", overrides=["resolution=32", "frames=4", "segments=1", "heads=2", "epochs=2", "warmup_epochs=0", "batch_size=8",
-                                                  "grid.lr=[0.001]", "grid.weight_decay=[0.01]", "holdout_fraction=0", "precision=fp32"])
+    protocol = load_protocol(
+        "motion",
+        overrides=[
+            "resolution=32",
+            "frames=4",
+            "segments=1",
+            "heads=2",
+            "epochs=2",
+            "warmup_epochs=0",
+            "batch_size=8",
+            "grid.lr=[0.001]",
+            "grid.weight_decay=[0.01]",
+            "holdout_fraction=0",
+            "precision=fp32",
+        ],
+    )
     source = load_token_source("random:nano", "reference", protocol)
     assert isinstance(source.module, EncoderTokens)
     before = {k: v.clone() for k, v in source.module.state_dict().items()}
@@ -153,7 +185,7 @@ class MovingSquares:
         step = 3 if self.labels[i] else -3
         for t in range(8):
             x = min(max((x0 - 10 if step > 0 else x0 + 10) + step * t, 0), 26)
-            video[0, :, t, y0:y0 + 6, x:x + 6] = 1.0
+            video[0, :, t, y0 : y0 + 6, x : x + 6] = 1.0
         return {"video": video, "label": self.labels[i], "index": i}
 
 
@@ -169,8 +201,19 @@ def test_convnet_source_is_seeded_frozen_and_tokenises_a_clip():
 def test_convnet_ceiling_learns_motion_direction_a_frozen_probe_cannot_read(tmp_path):
     """The ceiling's point: with labels, the CNN learns from a few hundred clips what its random
     features do not show a frozen probe (here: which way a square moves)."""
-    overrides = ["resolution=32", "frames=8", "segments=1", "heads=2", "epochs=6", "warmup_epochs=0.5", "batch_size=16",
-                 "grid.lr=[0.003]", "grid.weight_decay=[0.01]", "holdout_fraction=0", "precision=fp32"]
+    overrides = [
+        "resolution=32",
+        "frames=8",
+        "segments=1",
+        "heads=2",
+        "epochs=6",
+        "warmup_epochs=0.5",
+        "batch_size=16",
+        "grid.lr=[0.003]",
+        "grid.weight_decay=[0.01]",
+        "holdout_fraction=0",
+        "precision=fp32",
+    ]
     protocol = load_protocol("motion", overrides=overrides)
     source = load_token_source("random:nano", "convnet", protocol)
     train, val = MovingSquares(192, seed=1), MovingSquares(64, seed=2)

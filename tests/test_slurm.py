@@ -35,8 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["data.num_workers=0", "train.deterministic=true", "train.checkpoint_every=4", "train.log_every=2"]
 # one CPU task per job. timeout_min >= 60: submitit counts a USR2 as a time-out (of which it requeues
 # only launch.max_timeouts) once the job has run min(0.8 T, T - 10 min), which for T <= 10 is always
-SLURM = ["launch.gpus_per_node=0", "launch.cpus_per_task=1", "launch.mem_gb=2", "launch.timeout_min=60",
-         "launch.signal_delay_s=120", "launch.partition=debug"]
+SLURM = [
+    "launch.gpus_per_node=0",
+    "launch.cpus_per_task=1",
+    "launch.mem_gb=2",
+    "launch.timeout_min=60",
+    "launch.signal_delay_s=120",
+    "launch.partition=debug",
+]
 JOB_TIMEOUT = 600  # seconds any single run may take on a loaded 2-core machine
 
 
@@ -51,10 +57,14 @@ def _slurm_problem() -> str | None:
     if not re.search(r"\bis UP\b", ping.stdout):
         said = (ping.stdout + ping.stderr).strip().splitlines()[:1]
         return f"no SLURM controller answers `scontrol ping` ({' '.join(said)[:200]}); start one: bash tests/slurm/start.sh"
-    parts = subprocess.run(["sinfo", "-h", "-o", "%R %t"], capture_output=True, text=True, timeout=20).stdout.split("\n")
+    parts = subprocess.run(["sinfo", "-h", "-o", "%R %t"], capture_output=True, text=True, timeout=20).stdout.split(
+        "\n"
+    )
     states = dict(line.split() for line in parts if line.strip())
     if states.get("debug") not in {"idle", "mix", "alloc"}:
-        return f"partition `debug` has no usable node (sinfo: {states}); this is not the cluster of tests/slurm/start.sh"
+        return (
+            f"partition `debug` has no usable node (sinfo: {states}); this is not the cluster of tests/slurm/start.sh"
+        )
     acct = subprocess.run(["sacct", "-n", "-X", "-S", "now", "-o", "JobID"], capture_output=True, text=True, timeout=20)
     if acct.returncode != 0:
         return f"sacct does not work ({acct.stderr.strip()[:200]}): the launcher needs it to re-attach"
@@ -92,8 +102,22 @@ def nano_cfg(mixture: Path):
 
 def pretrain_cmd(mixture: Path, out: Path) -> list[str]:
     sets = [a for kv in TRAIN + SLURM for a in ("--set", kv)]
-    return [sys.executable, "-m", "nextvid", "pretrain", "--preset", "nano", "--mixture", str(mixture), *sets,
-            "--out", str(out), "--launcher", "slurm", "--wait"]
+    return [
+        sys.executable,
+        "-m",
+        "nextvid",
+        "pretrain",
+        "--preset",
+        "nano",
+        "--mixture",
+        str(mixture),
+        *sets,
+        "--out",
+        str(out),
+        "--launcher",
+        "slurm",
+        "--wait",
+    ]
 
 
 def logged_steps(run: Path) -> int:
@@ -196,7 +220,8 @@ def assert_resumed(run: Path, resumed: int, rows_before: list[dict]) -> None:
     rows = read_metrics(run / "metrics.csv")
     # a run that started over would have rewritten these rows (the checkpoint's own step included), with its own timings
     assert [r for r in rows if int(r["step"]) <= resumed] == [r for r in rows_before if int(r["step"]) <= resumed], (
-        "rows from before the interruption were rewritten")
+        "rows from before the interruption were rewritten"
+    )
     # every logged step exactly once, in order, across the requeue
     steps = [int(r["step"]) for r in rows]
     assert steps == list(range(2, 41, 2)), steps
@@ -235,7 +260,9 @@ def test_pretrain_completes_through_sbatch(uninterrupted):
     assert (uninterrupted / "code" / "nextvid" / "launch.py").is_file()
 
 
-def test_job_reaching_its_time_limit_resumes_and_equals_uninterrupted(mixture, uninterrupted, tmp_path, cancel_left_over):
+def test_job_reaching_its_time_limit_resumes_and_equals_uninterrupted(
+    mixture, uninterrupted, tmp_path, cancel_left_over
+):
     run = tmp_path / "run"
     cancel_left_over(run)
     cfg = nano_cfg(mixture)
@@ -268,7 +295,9 @@ def test_job_reaching_its_time_limit_resumes_and_equals_uninterrupted(mixture, u
     assert_same_model(uninterrupted, run)
 
 
-def test_job_preempted_by_urgent_partition_resumes_and_equals_uninterrupted(mixture, uninterrupted, tmp_path, cancel_left_over):
+def test_job_preempted_by_urgent_partition_resumes_and_equals_uninterrupted(
+    mixture, uninterrupted, tmp_path, cancel_left_over
+):
     cpus = _sh("sinfo", "-h", "-p", "urgent", "-o", "%c")
     if not cpus:
         pytest.skip("no partition `urgent` on this cluster (tests/slurm/start.sh configures one)")
@@ -278,15 +307,30 @@ def test_job_preempted_by_urgent_partition_resumes_and_equals_uninterrupted(mixt
     job_id = launch(cfg, run, "slurm")["job_id"]
     wait_for(lambda: logged_steps(run) >= 10, JOB_TIMEOUT, "step 10")
     # a job of the high-priority partition that needs the whole node
-    urgent = _sh("sbatch", "--parsable", "-p", "urgent", "-c", cpus, "--mem=100M", "-J", "nextvid-test-urgent",
-                 "-o", "/dev/null", "--wrap", "sleep 2")
+    urgent = _sh(
+        "sbatch",
+        "--parsable",
+        "-p",
+        "urgent",
+        "-c",
+        cpus,
+        "--mem=100M",
+        "-J",
+        "nextvid-test-urgent",
+        "-o",
+        "/dev/null",
+        "--wrap",
+        "sleep 2",
+    )
     try:
         resumed, rows = wait_for_requeue(run, job_id)
         launch(cfg, run, "slurm", wait=True)
     finally:
         subprocess.run(["scancel", urgent], capture_output=True)
     log = submitit_log(run)
-    assert "Caught signal SIGUSR2" in log and "this job is preempted" in log and f"Requeued job {job_id}" in log, log[-2000:]
+    assert "Caught signal SIGUSR2" in log and "this job is preempted" in log and f"Requeued job {job_id}" in log, log[
+        -2000:
+    ]
     assert wait_states(urgent, lambda s: s == ["COMPLETED"]) == ["COMPLETED"]
     states = wait_states(job_id, lambda s: s[-1:] == ["COMPLETED"])
     assert states == ["REQUEUED", "COMPLETED"], states
@@ -326,7 +370,6 @@ def test_rerun_launcher_reattaches_instead_of_submitting_again(mixture, uninterr
     assert_same_model(uninterrupted, run)
 
 
-
 def test_rerun_launcher_does_not_submit_twice_when_sacct_fails(mixture, tmp_path, cancel_left_over, monkeypatch):
     """Without slurmdbd (or with a busy one) sacct fails; the launcher must still see the live job."""
     run = tmp_path / "run"
@@ -349,8 +392,12 @@ def test_rerun_launcher_does_not_submit_twice_when_sacct_fails(mixture, tmp_path
     assert again == first, f"a second job {again} was submitted for the run of live job {first} ({name})"
 
 
-WORKFLOW = [ROOT / "Snakefile", ROOT / "workflow/config/smoke.yaml", ROOT / "workflow/profiles/slurm/config.yaml",
-            ROOT / "workflow/profiles/install.sh"]
+WORKFLOW = [
+    ROOT / "Snakefile",
+    ROOT / "workflow/config/smoke.yaml",
+    ROOT / "workflow/profiles/slurm/config.yaml",
+    ROOT / "workflow/profiles/install.sh",
+]
 SLURM_RULES = {"data_embedded", "probe", "probe_reference", "report_features", "generate"}  # the rest are local rules
 
 
@@ -360,18 +407,40 @@ def test_snakemake_profile_slurm_runs_the_smoke_dag(tmp_path):
     missing = [str(p.relative_to(ROOT)) for p in WORKFLOW if not p.is_file()]
     if missing:
         pytest.skip(f"the workflow's SLURM profile is not in this checkout: {', '.join(missing)} missing")
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # the rules call `nextvid`
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }  # the rules call `nextvid`
     subprocess.run(["bash", str(ROOT / "workflow/profiles/install.sh")], env=env, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "nextvid", "data", "fetch"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "nextvid", "data", "fetch"], env=env, check=True, capture_output=True, timeout=600
+    )
     work = tmp_path / "work"
     t0 = time.monotonic()
     # --slurm-init-seconds-before-status-checks: the profile waits 20 s before a job's first status
     # check (a busy cluster's sacct); this cluster answers at once
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "--directory", str(work),
-                           "--configfile", str(ROOT / "workflow/config/smoke.yaml"),
-                           "--slurm-init-seconds-before-status-checks", "2", "all"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            "slurm",
+            "--directory",
+            str(work),
+            "--configfile",
+            str(ROOT / "workflow/config/smoke.yaml"),
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "all",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     print(f"snakemake --profile slurm all (smoke): {time.monotonic() - t0:.0f} s")
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
@@ -385,7 +454,9 @@ def test_snakemake_profile_slurm_runs_the_smoke_dag(tmp_path):
     # pretraining went through submitit's SLURM launcher
     records = [json.loads(p.read_text()) for p in (work / "results/pretrain").rglob(JOB_RECORD)]
     smoke = yaml.safe_load((ROOT / "workflow/config/smoke.yaml").read_text())["experiments"]["smoke"]
-    assert len(records) == len(smoke["variants"]) * len(smoke["seeds"]) and all(r["launcher"] == "slurm" for r in records), records
+    assert len(records) == len(smoke["variants"]) * len(smoke["seeds"]) and all(
+        r["launcher"] == "slurm" for r in records
+    ), records
     for record in records:
         assert wait_states(record["job_id"], lambda s: s == ["COMPLETED"]) == ["COMPLETED"]
     # and the DAG produced the tables and figures

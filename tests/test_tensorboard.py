@@ -43,8 +43,14 @@ def csv_values(run_dir: Path) -> dict[str, dict[int, float]]:
 
 
 def nano(**train):
-    return merge(get_preset("nano"), {"data": {"num_workers": 0}, "schedule": {"total_steps": 10},
-                                      "train": {"log_every": 2, "checkpoint_every": 4, "tensorboard": True, **train}})
+    return merge(
+        get_preset("nano"),
+        {
+            "data": {"num_workers": 0},
+            "schedule": {"total_steps": 10},
+            "train": {"log_every": 2, "checkpoint_every": 4, "tensorboard": True, **train},
+        },
+    )
 
 
 def test_every_csv_column_has_a_tag():
@@ -55,8 +61,16 @@ def test_event_file_holds_the_metrics_csv_scalars(tmp_path):
     Trainer(nano(), tmp_path, DriftingPatterns).run()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     got, want = events(tmp_path), csv_values(tmp_path)
-    for tag in ("loss/loss", "loss/flow", "loss/align", "schedule/lr", "schedule/grad_norm", "speed/clips_per_s",
-                "collapse/feature_std", "collapse/effective_rank"):
+    for tag in (
+        "loss/loss",
+        "loss/flow",
+        "loss/align",
+        "schedule/lr",
+        "schedule/grad_norm",
+        "speed/clips_per_s",
+        "collapse/feature_std",
+        "collapse/effective_rank",
+    ):
         assert tag in got, sorted(got)
     assert got.keys() == want.keys()
     for tag in want:

@@ -83,7 +83,9 @@ def test_lr_scale_multiplies_every_rate_of_every_stage_and_nothing_else():
     scaled = merge(get_preset("cpu"), {"schedule": {"total_steps": 200, "lr_scale": 0.1}}).schedule
     for step in range(200):
         a, b = plan(base, step), plan(scaled, step)
-        assert b.lr == pytest.approx(0.1 * a.lr, rel=1e-12) and b.decoder_lr == pytest.approx(0.1 * a.decoder_lr, rel=1e-12)
+        assert b.lr == pytest.approx(0.1 * a.lr, rel=1e-12) and b.decoder_lr == pytest.approx(
+            0.1 * a.decoder_lr, rel=1e-12
+        )
         assert (b.stage, b.tau_draws, b.frames, b.batch_size) == (a.stage, a.tau_draws, a.frames, a.batch_size)
     with pytest.raises(ConfigError, match="lr_scale"):
         merge(get_preset("cpu"), {"schedule": {"lr_scale": 0.0}})
@@ -148,7 +150,9 @@ def test_early_stopped_run_takes_the_full_schedules_steps_and_ends_at_stop_at(tm
     assert kept == [ckpt.step_name(6), ckpt.step_name(17)]
     for row in read_metrics(tmp_path / "early/metrics.csv"):  # a row's step counts the steps done
         p = plan(full.schedule, int(row["step"]) - 1)
-        assert (row["stage"], int(row["tau_draws"])) == (p.stage, p.tau_draws) and float(row["lr"]) == pytest.approx(p.lr, rel=1e-4)  # metrics.csv keeps 5 digits
+        assert (row["stage"], int(row["tau_draws"])) == (p.stage, p.tau_draws) and float(row["lr"]) == pytest.approx(
+            p.lr, rel=1e-4
+        )  # metrics.csv keeps 5 digits
     # the same weights as the first 17 steps of the whole schedule
     Trainer(full, tmp_path / "full", DriftingPatterns).run(stop_at=17)
     a, b = model_state(tmp_path / "early"), model_state(tmp_path / "full")
@@ -223,15 +227,30 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
     what one process does with whole batches. Global mask truncation: two ranks then draw exactly one
     process's masks (per-device truncation, the default, truncates each rank's share on its own:
     tests/test_masking.py)."""
-    cfg = nano(schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}}, masking={"truncation": "global"},
-               train={"log_every": 1, "checkpoint_every": 8, "deterministic": False})
+    cfg = nano(
+        schedule={"total_steps": 8, "stages": {"3": {"batch_size": 2}}},
+        masking={"truncation": "global"},
+        train={"log_every": 1, "checkpoint_every": 8, "deterministic": False},
+    )
     micro = merge(cfg, {"schedule": {"stages": {str(i): {"micro_batch": 1} for i in range(3)}}})
     (tmp_path / "cfg.json").write_text(json.dumps(micro.to_dict()))
     port = _free_port()
     procs = []
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        procs.append(subprocess.Popen([sys.executable, str(HERE / "ddp_worker.py"), str(tmp_path / "ddp"), str(tmp_path / "cfg.json")], env=env))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(HERE / "ddp_worker.py"), str(tmp_path / "ddp"), str(tmp_path / "cfg.json")],
+                env=env,
+            )
+        )
     codes = [p.wait(timeout=300) for p in procs]
     assert codes == [0, 0]
     torch.manual_seed(0)

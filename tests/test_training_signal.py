@@ -115,7 +115,16 @@ def test_ema_update_follows_the_optimiser_step_towards_the_online_encoder():
         p.data.add_(0.01 * torch.randn_like(p))
     ref_before = {k: v.clone() for k, v in model.reference.state_dict().items()}
     online_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-    train_step(model, optimizer, video, sampler(video.shape[0], 0), plan(cfg.schedule, 0), cfg, noise_seeds=list(range(video.shape[0])), precision="fp32")
+    train_step(
+        model,
+        optimizer,
+        video,
+        sampler(video.shape[0], 0),
+        plan(cfg.schedule, 0),
+        cfg,
+        noise_seeds=list(range(video.shape[0])),
+        precision="fp32",
+    )
     m = cfg.objective.ema_momentum
     online_after = model.encoder.state_dict()
     moved = 0
@@ -214,7 +223,9 @@ def test_alignment_target_is_layer_normed_per_token_without_affine():
     with torch.no_grad():  # an affine LayerNorm would move with the reference's weights; this one cannot
         for p in model.reference.norm.parameters():
             p.mul_(3.0).add_(1.0)
-    torch.testing.assert_close(model._reference_targets(video).var(-1, unbiased=False), torch.ones(target.shape[:-1]), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        model._reference_targets(video).var(-1, unbiased=False), torch.ones(target.shape[:-1]), atol=1e-3, rtol=0
+    )
 
 
 def test_the_encoder_alone_fits_random_labels_through_a_fixed_readout():

@@ -27,8 +27,20 @@ from nextvid.vae.evaluate import down_up, frame_mse, psnr  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
-TINY = ["image_size=32", "crop=16", "block_out_channels=[8, 16]", "norm_num_groups=4", "latent_channels=4",
-        "steps=24", "batch_size=8", "lr=0.003", "warmup_steps=2", "log_every=4", "stats_frames=16", "val_samples=4"]
+TINY = [
+    "image_size=32",
+    "crop=16",
+    "block_out_channels=[8, 16]",
+    "norm_num_groups=4",
+    "latent_channels=4",
+    "steps=24",
+    "batch_size=8",
+    "lr=0.003",
+    "warmup_steps=2",
+    "log_every=4",
+    "stats_frames=16",
+    "val_samples=4",
+]
 SIDE = 40
 
 
@@ -41,8 +53,12 @@ def pattern(rng: np.random.Generator, frames: int = 1) -> np.ndarray:
         y, x = (yy + 0.2 * t) % 4, xx
         y0, x0 = y.astype(int), x.astype(int)
         fy, fx = (y - y0)[..., None], (x - x0)[..., None]
-        img = (coarse[y0, x0] * (1 - fy) * (1 - fx) + coarse[y0 + 1, x0] * fy * (1 - fx)
-               + coarse[y0, x0 + 1] * (1 - fy) * fx + coarse[y0 + 1, x0 + 1] * fy * fx)
+        img = (
+            coarse[y0, x0] * (1 - fy) * (1 - fx)
+            + coarse[y0 + 1, x0] * fy * (1 - fx)
+            + coarse[y0, x0 + 1] * (1 - fy) * fx
+            + coarse[y0 + 1, x0 + 1] * fy * fx
+        )
         out.append((img * 255).astype(np.uint8))
     return np.stack(out)
 
@@ -67,8 +83,12 @@ def mixture(tmp_path_factory) -> dict:
     write_manifest(root / "images.tsv", images, {})
     write_manifest(root / "clips.tsv", clips, {})
     write_manifest(root / "val.tsv", val, {})
-    spec = {"sources": [{"name": "images", "manifest": "images.tsv", "weight": 0.5},
-                        {"name": "clips", "manifest": "clips.tsv", "weight": 0.5}]}
+    spec = {
+        "sources": [
+            {"name": "images", "manifest": "images.tsv", "weight": 0.5},
+            {"name": "clips", "manifest": "clips.tsv", "weight": 0.5},
+        ]
+    }
     (root / "mixture.json").write_text(json.dumps(spec))
     return {"mixture": root / "mixture.json", "val": root / "val.tsv"}
 
@@ -179,11 +199,17 @@ def test_config_errors_name_the_key_and_targets_follow_the_config():
         load_vae_config(["block_out_channels=[12, 16]"])
     cfg = load_vae_config(["block_out_channels=[8, 16, 32, 32]", "norm_num_groups=8", "latent_channels=8"])
     assert cfg.downsample == 8
-    assert target_overrides("/v", cfg) == ["target.vae_path=/v", "target.vae_stats=/v/stats.json",
-                                           "target.latent_channels=8", "target.latent_downsample=8"]
+    assert target_overrides("/v", cfg) == [
+        "target.vae_path=/v",
+        "target.vae_stats=/v/stats.json",
+        "target.latent_channels=8",
+        "target.latent_downsample=8",
+    ]
     default = load_vae_config()
     assert 16 % default.downsample == 0  # the tiny preset's patch size
-    assert config.load("tiny", None, ["target.kind=vae", *target_overrides("/v", default)]).target.latent_downsample == 4
+    assert (
+        config.load("tiny", None, ["target.kind=vae", *target_overrides("/v", default)]).target.latent_downsample == 4
+    )
 
 
 def test_psnr_and_the_down_up_baseline():

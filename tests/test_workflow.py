@@ -31,15 +31,21 @@ SMOKE_PROBES = SMOKE_RUNS * 2 * 4  # 2 kept steps x 4 benchmarks
 
 
 def snakemake(*args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def job_counts(out: str) -> dict[str, int]:
     """Rule -> jobs from the 'Job stats' table of a dry run; {} when nothing is to be done."""
     if "Nothing to be done" in out:
         return {}
-    table = out[out.index("Job stats:"):]
+    table = out[out.index("Job stats:") :]
     counts = {}
     for line in table.splitlines()[3:]:
         m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
@@ -72,16 +78,20 @@ class Workdir:
         shim = bin_dir / "nextvid"
         shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STUB}" "$@"\n')
         shim.chmod(0o755)
-        self.env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                    "NEXTVID_STUB_LOG": str(path / "calls.log")}
+        self.env = {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "NEXTVID_STUB_LOG": str(path / "calls.log"),
+        }
 
     def args(self, *extra, profile=True):
         base = ["--snakefile", self.repo / "Snakefile", "--configfile", self.config]
         return base + (["--profile", self.repo / PROFILE] if profile else []) + list(extra)
 
     def run(self, *extra, profile=True, env=None, timeout=300):
-        return snakemake(*self.args(*extra, profile=profile), "--cores", "2", cwd=self.path,
-                         env=env or self.env, timeout=timeout)
+        return snakemake(
+            *self.args(*extra, profile=profile), "--cores", "2", cwd=self.path, env=env or self.env, timeout=timeout
+        )
 
     def dry_run(self, *extra, profile=True):
         return snakemake(*self.args("-n", *extra, profile=profile), cwd=self.path, env=self.env)
@@ -120,6 +130,7 @@ def edit_source(wd: Workdir, module: str) -> None:
 
 # --- static checks -------------------------------------------------------------------------------
 
+
 def test_lint_reports_nothing(tmp_path):
     for config in ("workflow/config/embedded.yaml", SMOKE):
         out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", ROOT / config, "--lint", cwd=tmp_path)
@@ -146,6 +157,7 @@ def test_conda_env_matches_pyproject():
 
 # --- the DAG of every experiment config ----------------------------------------------------------
 
+
 def dry_counts(config: Path, cwd: Path) -> dict[str, int]:
     out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", config, "-n", cwd=cwd)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -164,9 +176,16 @@ def expected_counts(config: dict) -> dict[str, int]:
     validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
     plan = Plan(config)
     runs = [f for name in plan.experiments for f in plan.run_done_files(name)]
-    probes = [layout.parse_probe_metrics(f).variant for name in plan.experiments for f in plan.probe_metrics_files(name)]
+    probes = [
+        layout.parse_probe_metrics(f).variant for name in plan.experiments for f in plan.probe_metrics_files(name)
+    ]
     refs = sum(v in REFERENCE_VARIANTS for v in probes)
-    return {"pretrain": len(runs), "probe": len(probes) - refs, "probe_reference": refs, "vae": len(plan.vae_experiments())}
+    return {
+        "pretrain": len(runs),
+        "probe": len(probes) - refs,
+        "probe_reference": refs,
+        "vae": len(plan.vae_experiments()),
+    }
 
 
 @pytest.mark.parametrize("name", ["embedded", "smoke", "grid"])
@@ -209,8 +228,22 @@ def test_paper_ablations_stop_the_full_schedule_early():
         for step in range(stop):
             p, q = plan(sched, step), plan(full, step)
             assert p.tau_draws == 4 and p == q, step
-        out = subprocess.run([sys.executable, "-m", "nextvid", "config", "--preset", "vit_l", *[a for s in sets for a in ("--set", s)], "--schedule"],
-                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nextvid",
+                "config",
+                "--preset",
+                "vit_l",
+                *[a for s in sets for a in ("--set", s)],
+                "--schedule",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
         assert lines[0] == f"# {stop} of the 132000-step schedule (stopped early)"
@@ -222,20 +255,36 @@ def test_paper_ablations_stop_the_full_schedule_early():
 def test_vae_target_runs_read_the_workflow_trained_vae(tmp_path):
     """A `vae`-target variant: the vae rule trains the experiment's VAE on the embedded mixture, and
     the variant's runs depend on it and get its directory, statistics and latent shape."""
-    cfg = smoke_with(lambda c: c["experiments"]["smoke"].update(variants=["nextvid", "target_vae"],
-                                                                 vae={"set": ["steps=500"]}))
+    cfg = smoke_with(
+        lambda c: c["experiments"]["smoke"].update(variants=["nextvid", "target_vae"], vae={"set": ["steps=500"]})
+    )
     (tmp_path / "vae.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "vae.yaml", "-n", "-p",
-                    "results/pretrain/smoke/target_vae/seed0/done.json", cwd=tmp_path)
+    out = snakemake(
+        "--snakefile",
+        ROOT / "Snakefile",
+        "--configfile",
+        tmp_path / "vae.yaml",
+        "-n",
+        "-p",
+        "results/pretrain/smoke/target_vae/seed0/done.json",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_counts(out.stdout) == {"data_embedded": 1, "vae": 1, "pretrain": 1}
     text = out.stdout
-    assert ("nextvid vae train --mixture results/data/embedded_smoke/mixture.json --val-manifest "
-            "results/data/embedded_smoke/images/val.tsv results/data/embedded_smoke/motion/val.tsv --set steps=500") in text
-    pretrain = text[text.index("rule pretrain:"):]
+    assert (
+        "nextvid vae train --mixture results/data/embedded_smoke/mixture.json --val-manifest "
+        "results/data/embedded_smoke/images/val.tsv results/data/embedded_smoke/motion/val.tsv --set steps=500"
+    ) in text
+    pretrain = text[text.index("rule pretrain:") :]
     assert "results/vae/smoke/stats.json" in pretrain.split("output:")[0]  # an input of the run
-    for s in ("target.kind=vae", "target.vae_path=results/vae/smoke", "target.vae_stats=results/vae/smoke/stats.json",
-              "target.latent_channels=4", "target.latent_downsample=4"):
+    for s in (
+        "target.kind=vae",
+        "target.vae_path=results/vae/smoke",
+        "target.vae_stats=results/vae/smoke/stats.json",
+        "target.latent_channels=4",
+        "target.latent_downsample=4",
+    ):
         assert f"--set {s}" in pretrain
 
 
@@ -263,6 +312,7 @@ def test_paper_config_builds_its_dag_given_data_paths(tmp_path):
 
 # --- config errors at start-up -------------------------------------------------------------------
 
+
 def smoke_with(change):
     cfg = yaml.safe_load((ROOT / SMOKE).read_text())
     change(cfg)
@@ -272,35 +322,60 @@ def smoke_with(change):
 CONFIG_ERRORS = {
     "unknown top-level key": (lambda c: c.update(experimentz={}), ["experimentz"]),
     "unknown nested key": (lambda c: c["experiments"]["smoke"]["pretrain"].update(totl_steps=5), ["totl_steps"]),
-    "wrong type": (lambda c: c["experiments"]["smoke"]["pretrain"].update(total_steps="eight"), ["total_steps", "integer"]),
+    "wrong type": (
+        lambda c: c["experiments"]["smoke"]["pretrain"].update(total_steps="eight"),
+        ["total_steps", "integer"],
+    ),
     "wrong enum": (lambda c: c["data"]["embedded"].update(scale="huge"), ["scale", "huge"]),
-    "unknown variant": (lambda c: c["experiments"]["smoke"]["variants"].append("nextvid_xl"), [f"variants.{SMOKE_RUNS}", "nextvid_xl"]),
-    "unknown nextvid key": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.dpth=3"),
-                            ["model.encoder.dpth"]),
-    "wrong nextvid type": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=deep"),
-                           ["model.encoder.depth"]),
-    "negative learning rate": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("schedule.stages.0.lr_start=-0.1"),
-                               ["schedule.stages.0.lr_start", "> 0"]),
-    "YAML syntax error in an override": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=[2"),
-                                         ["model.encoder.depth=[2", "not valid YAML"]),
+    "unknown variant": (
+        lambda c: c["experiments"]["smoke"]["variants"].append("nextvid_xl"),
+        [f"variants.{SMOKE_RUNS}", "nextvid_xl"],
+    ),
+    "unknown nextvid key": (
+        lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.dpth=3"),
+        ["model.encoder.dpth"],
+    ),
+    "wrong nextvid type": (
+        lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=deep"),
+        ["model.encoder.depth"],
+    ),
+    "negative learning rate": (
+        lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("schedule.stages.0.lr_start=-0.1"),
+        ["schedule.stages.0.lr_start", "> 0"],
+    ),
+    "YAML syntax error in an override": (
+        lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("model.encoder.depth=[2"),
+        ["model.encoder.depth=[2", "not valid YAML"],
+    ),
     "probe betas of 1": (lambda c: c["experiments"]["smoke"]["probe"]["set"].append("betas=[0.9, 1.0]"), ["betas.1"]),
     "unknown probe key": (lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochz=3"), ["epochz"]),
-    "variant undone by the experiment": (lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("masking.kind=multiblock"),
-                                         ["pretrain.set", "masking.kind", "simplified_no_masking"]),
+    "variant undone by the experiment": (
+        lambda c: c["experiments"]["smoke"]["pretrain"]["set"].append("masking.kind=multiblock"),
+        ["pretrain.set", "masking.kind", "simplified_no_masking"],
+    ),
     "probe step not kept": (lambda c: c["experiments"]["smoke"]["probe"].update(steps=[5]), ["probe.steps", "[5]"]),
     "unknown vae key": (lambda c: c["experiments"]["smoke"].update(vae={"set": ["stepz=3"]}), ["vae.set", "stepz"]),
     "vae key undone by the experiment": (
-        lambda c: (c["experiments"]["smoke"]["variants"].append("target_vae"),
-                   c["experiments"]["smoke"]["pretrain"]["set"].append("target.latent_channels=8")),
-        ["pretrain.set", "target.latent_channels"]),
-    "findings page outside the repository": (lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="../findings.md"),
-                                             ["report.findings_doc", "../findings.md"]),
+        lambda c: (
+            c["experiments"]["smoke"]["variants"].append("target_vae"),
+            c["experiments"]["smoke"]["pretrain"]["set"].append("target.latent_channels=8"),
+        ),
+        ["pretrain.set", "target.latent_channels"],
+    ),
+    "findings page outside the repository": (
+        lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="../findings.md"),
+        ["report.findings_doc", "../findings.md"],
+    ),
 }
 
 
 def test_findings_doc_is_the_published_findings_page(tmp_path):
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(smoke_with(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="docs/f.md"))))
-    out = snakemake("--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "cfg.yaml", "-n", "-p", "all", cwd=tmp_path)
+    (tmp_path / "cfg.yaml").write_text(
+        yaml.safe_dump(smoke_with(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc="docs/f.md")))
+    )
+    out = snakemake(
+        "--snakefile", ROOT / "Snakefile", "--configfile", tmp_path / "cfg.yaml", "-n", "-p", "all", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "output: docs/f.md" in out.stdout and "input: results/findings/smoke/findings.md" in out.stdout
     assert job_counts(out.stdout)["publish_findings"] == 1
@@ -320,6 +395,7 @@ def test_bad_config_fails_at_start_naming_the_key(case, tmp_path):
 
 # --- the SLURM profile ---------------------------------------------------------------------------
 
+
 def test_profile_slurm_resolves_from_the_repository_root(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     install = ROOT / "workflow/profiles/install.sh"
@@ -327,8 +403,18 @@ def test_profile_slurm_resolves_from_the_repository_root(tmp_path):
         assert subprocess.run(["bash", install], env=env).returncode == 0
     link = tmp_path / "cfg/snakemake/slurm"
     assert link.resolve() == (ROOT / "workflow/profiles/slurm").resolve()
-    out = snakemake("--profile", "slurm", "--directory", tmp_path / "w", "--configfile", ROOT / SMOKE, "-n", "all",
-                    cwd=ROOT, env=env)
+    out = snakemake(
+        "--profile",
+        "slurm",
+        "--directory",
+        tmp_path / "w",
+        "--configfile",
+        ROOT / SMOKE,
+        "-n",
+        "all",
+        cwd=ROOT,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Using profile slurm" in out.stderr
     assert "launcher=slurm" in out.stdout  # pretraining goes through submitit's SLURM launcher
@@ -345,10 +431,15 @@ def test_bootstrap_links_the_slurm_profile_idempotently(tmp_path):
     alone and the setup still succeeds (the main command does not need the profile)."""
     venv = tmp_path / "venv"  # an up-to-date environment, so bootstrap installs nothing
     (venv / "bin").mkdir(parents=True)
-    (venv / "bin/python").write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    (venv / "bin/python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (venv / "bin/python").chmod(0o755)
-    want = subprocess.run(f"cat {ROOT}/pyproject.toml {ROOT}/envs/bootstrap.sh | sha256sum | cut -d' ' -f1", shell=True,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    want = subprocess.run(
+        f"cat {ROOT}/pyproject.toml {ROOT}/envs/bootstrap.sh | sha256sum | cut -d' ' -f1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (venv / ".nextvid-installed").write_text(want + "\n")
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "NEXTVID_VENV": str(venv), "PYTHONPATH": str(ROOT)}
     link = tmp_path / "cfg/snakemake/slurm"
@@ -358,7 +449,18 @@ def test_bootstrap_links_the_slurm_profile_idempotently(tmp_path):
         assert "installing" not in proc.stderr
         assert link.is_symlink() and link.resolve() == (ROOT / "workflow/profiles/slurm").resolve()
     assert proc.stderr == ""  # the second run had nothing to do
-    out = snakemake("--profile", "slurm", "--directory", tmp_path / "w", "--configfile", ROOT / SMOKE, "-n", "all", cwd=ROOT, env=env)
+    out = snakemake(
+        "--profile",
+        "slurm",
+        "--directory",
+        tmp_path / "w",
+        "--configfile",
+        ROOT / SMOKE,
+        "-n",
+        "all",
+        cwd=ROOT,
+        env=env,
+    )
     assert out.returncode == 0 and "Using profile slurm" in out.stderr, out.stderr[-2000:]
     link.unlink()
     link.mkdir()
@@ -411,7 +513,9 @@ def test_pretrain_parameter_change_reruns_that_pretraining_and_downstream(tree):
     out = tree.dry_run()
     counts = job_counts(out.stdout)
     assert counts["pretrain"] == SMOKE_RUNS and counts["probe"] == SMOKE_PROBES and counts["generate"] == 1
-    assert counts["report_features"] == SMOKE_RUNS  # every run's (t-SNE, RankMe); the random-init reference's is unchanged
+    assert (
+        counts["report_features"] == SMOKE_RUNS
+    )  # every run's (t-SNE, RankMe); the random-init reference's is unchanged
     assert "probe_reference" not in counts and "data_embedded" not in counts
     assert "Params have changed" in out.stdout
     # a finished run is write-protected: snakemake refuses to replace it (unless run as root, which
@@ -445,7 +549,7 @@ def test_launch_settings_rerun_nothing(tree):
 @pytest.mark.slow
 def test_findings_page_is_published_byte_for_byte_at_a_path_with_spaces_and_quotes(tree):
     """publish_findings copies in Python: a path no shell could take unquoted is fine."""
-    doc = "docs/it's a \"findings\" page; $(x).md"
+    doc = 'docs/it\'s a "findings" page; $(x).md'
     tree.edit_config(lambda c: c["experiments"]["smoke"]["report"].update(findings_doc=doc))
     out = tree.run()
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -464,6 +568,7 @@ def test_html_report_collects_tables_and_figures_with_captions(tree):
 
 # --- interruption --------------------------------------------------------------------------------
 
+
 def wait_for(path: Path, log: Path, timeout: float = 120) -> None:
     end = time.time() + timeout
     while not path.exists():
@@ -479,9 +584,14 @@ def test_killed_job_is_rerun_never_accepted(tree):
     metrics.unlink()  # to be recomputed: a missing intermediate alone reruns nothing, so it is the target
     env = {**tree.env, "NEXTVID_STUB_HANG": "probe"}
     target = metrics.relative_to(tree.path)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *map(str, tree.args("--cores", "1", target))], cwd=tree.path,
-                            env=env, stdout=open(tree.path / "killed.log", "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *map(str, tree.args("--cores", "1", target))],
+        cwd=tree.path,
+        env=env,
+        stdout=open(tree.path / "killed.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for(metrics, tree.path / "killed.log")
         time.sleep(0.5)
@@ -514,9 +624,14 @@ def test_killed_pretraining_resumes_and_leaves_no_completion_record(tree):
     (run / "checkpoints/latest.pt").unlink()
     env = {**tree.env, "NEXTVID_STUB_HANG": "pretrain"}
     target = done.relative_to(tree.path)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *map(str, tree.args("--cores", "2", target))], cwd=tree.path,
-                            env=env, stdout=open(tree.path / "killed.log", "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *map(str, tree.args("--cores", "2", target))],
+        cwd=tree.path,
+        env=env,
+        stdout=open(tree.path / "killed.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for(run / "checkpoints/latest.pt", tree.path / "killed.log")
         time.sleep(0.5)

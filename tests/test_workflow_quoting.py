@@ -32,6 +32,7 @@ def hostile(n: int) -> str:
 
 # ------------------------------------------------------------------------------ the schema's string fields
 
+
 def string_fields(schema: dict) -> dict[str, list[dict]]:
     """Dotted field pattern -> the string schemas it may take: `.*` a key of a mapping, `[]` a list
     element, `.<key>` the key itself (a string too)."""
@@ -75,6 +76,7 @@ def admits(schemas: list[dict], value: str) -> bool:
 
 # ------------------------------------------------------------------------------ a config with a hostile value in each
 
+
 class HostileConfig:
     """Builds the config; each call gives a new hostile value for one field and records the field."""
 
@@ -100,8 +102,14 @@ class HostileConfig:
         return str(path)
 
     def split(self, ds: str, **fields: str) -> dict:
-        make = {"csv": self.file, "list": self.file, "split_json": self.file, "videos": self.folder, "root": self.folder,
-                "split": self.text}
+        make = {
+            "csv": self.file,
+            "list": self.file,
+            "split_json": self.file,
+            "videos": self.folder,
+            "root": self.folder,
+            "split": self.text,
+        }
         return {k: make[k](f"data.datasets.*.{ds}.{k}") for k in fields}
 
 
@@ -110,12 +118,24 @@ def build(root: Path) -> tuple[dict, HostileConfig]:
     cfg = yaml.safe_load((ROOT / "workflow/config/smoke.yaml").read_text())
     cfg["data"]["embedded"]["sources"] = h.text("data.embedded.sources")
     cfg["data"]["datasets"] = {
-        "kcsv": {"kind": "k400", "train": h.split("train", csv=1, videos=1, split=1), "val": h.split("val", csv=1, videos=1, split=1)},
+        "kcsv": {
+            "kind": "k400",
+            "train": h.split("train", csv=1, videos=1, split=1),
+            "val": h.split("val", csv=1, videos=1, split=1),
+        },
         "klist": {"kind": "k400", "train": h.split("train", list=1, root=1), "val": h.split("val", list=1, root=1)},
         "lst": {"kind": "list", "train": h.split("train", list=1, root=1)},
-        "ssv": {"kind": "ssv2", "labels": h.file("data.datasets.*.labels"), "train": h.split("train", split_json=1, videos=1),
-                "val": h.split("val", split_json=1, videos=1)},
-        "div": {"kind": "diving48", "vocab": h.file("data.datasets.*.vocab"), "train": h.split("train", split_json=1, videos=1)},
+        "ssv": {
+            "kind": "ssv2",
+            "labels": h.file("data.datasets.*.labels"),
+            "train": h.split("train", split_json=1, videos=1),
+            "val": h.split("val", split_json=1, videos=1),
+        },
+        "div": {
+            "kind": "diving48",
+            "vocab": h.file("data.datasets.*.vocab"),
+            "train": h.split("train", split_json=1, videos=1),
+        },
         "imf": {"kind": "imagefolder", "train": h.split("train", root=1)},
         "fold": {"kind": "folder", "train": h.split("train", root=1)},
     }
@@ -141,14 +161,34 @@ REFUSED_AT_START = {
 
 def dry_run(config: dict, path: Path, *targets: str) -> subprocess.CompletedProcess:
     path.write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", ROOT / "Snakefile", *targets,
-                           "--configfile", path, "-n", "-p"], cwd=path.parent, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            ROOT / "Snakefile",
+            *targets,
+            "--configfile",
+            path,
+            "-n",
+            "-p",
+        ],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_every_string_field_is_refused_by_the_schema_or_covered_here(tmp_path):
     fields = string_fields(SCHEMA)
-    assert {"experiments.*.report.findings_doc", "data.datasets.*.train.csv", "experiments.<key>",
-            "experiments.*.preset"} <= set(fields)
+    assert {
+        "experiments.*.report.findings_doc",
+        "data.datasets.*.train.csv",
+        "experiments.<key>",
+        "experiments.*.preset",
+    } <= set(fields)
     _, h = build(tmp_path)
     admitted = {f for f, schemas in fields.items() if admits(schemas, hostile(0))}
     uncovered = admitted - h.fields - set(REFUSED_AT_START)
@@ -158,11 +198,17 @@ def test_every_string_field_is_refused_by_the_schema_or_covered_here(tmp_path):
 
 def test_no_hostile_value_escapes_its_argument_in_any_rule(tmp_path):
     cfg, h = build(tmp_path)
-    targets = ["all"] + [f"results/data/{ds}/{split}.tsv" for ds, spec in cfg["data"]["datasets"].items()
-                         for split in ("train", "val") if split in spec]
+    targets = ["all"] + [
+        f"results/data/{ds}/{split}.tsv"
+        for ds, spec in cfg["data"]["datasets"].items()
+        for split in ("train", "val")
+        if split in spec
+    ]
     out = dry_run(cfg, tmp_path / "hostile.yaml", *targets)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    commands = [line.removeprefix("Shell command: ") for line in out.stdout.splitlines() if line.startswith("Shell command: ")]
+    commands = [
+        line.removeprefix("Shell command: ") for line in out.stdout.splitlines() if line.startswith("Shell command: ")
+    ]
     rules = set(re.findall(r"^rule (\w+):", out.stdout, flags=re.M))
     assert {"data_convert", "data_embedded", "pretrain", "probe", "report_findings"} <= rules
     reached = set()

@@ -14,8 +14,12 @@ import time
 from pathlib import Path
 
 EMBEDDED_BENCHMARKS = ("images", "appearance", "motion", "motion_sequence")
-FIGURES = {"--metrics": "fig4_probe_vs_step", "--generations": "fig5_generations", "--runs": "fig6_losses",
-           "--features": "fig7_tsne"}
+FIGURES = {
+    "--metrics": "fig4_probe_vs_step",
+    "--generations": "fig5_generations",
+    "--runs": "fig6_losses",
+    "--features": "fig7_tsne",
+}
 
 
 def option(args: list[str], name: str) -> str | None:
@@ -26,7 +30,7 @@ def values(args: list[str], name: str) -> list[str]:
     if name not in args:
         return []
     out = []
-    for a in args[args.index(name) + 1:]:
+    for a in args[args.index(name) + 1 :]:
         if a.startswith("--"):
             break
         out.append(a)

@@ -30,4 +30,3 @@ def environment() -> dict:
         "versions": versions,
         "git_commit": git_commit(),
     }
-

@@ -22,8 +22,12 @@ import numpy as np
 def configure(parser) -> None:
     parser.add_argument("--manifest", help="benchmark this manifest's files instead of generated videos")
     parser.add_argument("--videos", type=int, default=4, help="generated videos (default %(default)s)")
-    parser.add_argument("--video-size", type=int, default=256, help="generated videos' side in pixels (default %(default)s)")
-    parser.add_argument("--video-frames", type=int, default=100, help="generated videos' length at 25 fps (default %(default)s)")
+    parser.add_argument(
+        "--video-size", type=int, default=256, help="generated videos' side in pixels (default %(default)s)"
+    )
+    parser.add_argument(
+        "--video-frames", type=int, default=100, help="generated videos' length at 25 fps (default %(default)s)"
+    )
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (default %(default)s)")
     parser.add_argument("--frame-step", type=int, default=4, help="frame step (default %(default)s)")
     parser.add_argument("--resolution", type=int, default=224, help="training crop size (default %(default)s)")
@@ -31,11 +35,19 @@ def configure(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: in this process, one core)")
     parser.add_argument("--backend", choices=("auto", "decord", "pyav"), default="auto")
-    parser.add_argument("--cache-size", type=int, default=None,
-                        help="cache frames resized to this square size (needed when the videos differ in size)")
+    parser.add_argument(
+        "--cache-size",
+        type=int,
+        default=None,
+        help="cache frames resized to this square size (needed when the videos differ in size)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-bad-fraction", type=float, default=0.05,
-                        help="stop with an error when more of the clips are unreadable (default %(default)s)")
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.05,
+        help="stop with an error when more of the clips are unreadable (default %(default)s)",
+    )
 
 
 def measure(args) -> dict:
@@ -57,8 +69,15 @@ def measure(args) -> dict:
             manifest = tmp / "videos.tsv"
             from_folder(tmp / "videos").write(manifest)
         t0 = time.perf_counter()
-        index = extract(manifest, tmp / "cache", step=1, size=args.cache_size, backend=args.backend, workers=args.workers,
-                        max_bad_fraction=args.max_bad_fraction)
+        index = extract(
+            manifest,
+            tmp / "cache",
+            step=1,
+            size=args.cache_size,
+            backend=args.backend,
+            workers=args.workers,
+            max_bad_fraction=args.max_bad_fraction,
+        )
         cache_s = time.perf_counter() - t0
         spec = ClipSpec(args.frames, frame_step=args.frame_step)
         stream = ManifestSource(manifest, args.backend)
@@ -84,11 +103,18 @@ def measure(args) -> dict:
         "skipped": {name: skipped for name, (_, skipped) in measured.items()},
         "config": {
             "manifest": str(args.manifest) if args.manifest else None,
-            "videos": len(index["samples"]), "video_size": None if args.manifest else args.video_size,
-            "video_frames": None if args.manifest else args.video_frames, "frames": args.frames,
-            "frame_step": args.frame_step, "resolution": args.resolution, "clips": args.clips,
-            "batch_size": args.batch_size, "workers": args.workers, "backend": args.backend,
-            "cache_size": args.cache_size, "max_bad_fraction": args.max_bad_fraction,
+            "videos": len(index["samples"]),
+            "video_size": None if args.manifest else args.video_size,
+            "video_frames": None if args.manifest else args.video_frames,
+            "frames": args.frames,
+            "frame_step": args.frame_step,
+            "resolution": args.resolution,
+            "clips": args.clips,
+            "batch_size": args.batch_size,
+            "workers": args.workers,
+            "backend": args.backend,
+            "cache_size": args.cache_size,
+            "max_bad_fraction": args.max_bad_fraction,
         },
     }
 
@@ -171,10 +197,10 @@ def write_videos(folder: Path, count: int, size: int, frames: int, seed: int) ->
         video = np.empty((frames, size, size, 3), np.uint8)
         for t in range(frames):
             y0, x0 = (16 + t * dy) % 16, (16 + t * dx) % 16
-            frame = texture[y0:y0 + size, x0:x0 + size].copy()
+            frame = texture[y0 : y0 + size, x0 : x0 + size].copy()
             s = size // 6
             cy, cx = (size // 2 + int(size / 3 * np.sin(t / 9 + k))), (size // 2 + int(size / 3 * np.cos(t / 7 + k)))
-            frame[max(cy - s, 0):cy + s, max(cx - s, 0):cx + s] = 255
+            frame[max(cy - s, 0) : cy + s, max(cx - s, 0) : cx + s] = 255
             video[t] = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255)
         path = folder / f"bench{k:02d}.mp4"
         write_video(path, video, fps=25, options={"preset": "veryfast"})

@@ -33,8 +33,12 @@ def configure(parser) -> None:
 
     add_config_arguments(parser)
     parser.set_defaults(preset="tiny")
-    parser.add_argument("--batch-size", type=int, default=None, help="clips per step (default: the first stage's batch)")
-    parser.add_argument("--reps", type=int, default=3, help="timed forward+backward passes per variant and round (default %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="clips per step (default: the first stage's batch)"
+    )
+    parser.add_argument(
+        "--reps", type=int, default=3, help="timed forward+backward passes per variant and round (default %(default)s)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default %(default)s)")
     add_timing_arguments(parser, matmul=False)
 
@@ -118,21 +122,32 @@ def measure(args) -> dict:
     cpu = {k: statistics.median(v) for k, v in cpu_times.items()}
     result: dict = {
         "preset": args.preset,
-        "width": enc.width, "depth": enc.depth, "heads": enc.heads, "tokens": tokens, "batch_size": batch,
+        "width": enc.width,
+        "depth": enc.depth,
+        "heads": enc.heads,
+        "tokens": tokens,
+        "batch_size": batch,
         "causal": enc.causal,
         "params_ours": sum(p.numel() for p in ours.parameters()),
         "params_timm": sum(p.numel() for p in twin.parameters()),
-        "threads": args.threads, "reps": args.reps, "rounds": args.rounds,
+        "threads": args.threads,
+        "reps": args.reps,
+        "rounds": args.rounds,
         "cpu": cpu_flags(),
         "load_average": {"before": load_before, "after": load_average()},
         "cpu_time": {},
     }
     native = bf16_verdict(result, dtypes)
     for d in dtypes:
-        result[d] = {name: {"s": med[f"{name}_{d}"], "all": times[f"{name}_{d}"], "cpu_s": cpu[f"{name}_{d}"]} for name in models}
+        result[d] = {
+            name: {"s": med[f"{name}_{d}"], "all": times[f"{name}_{d}"], "cpu_s": cpu[f"{name}_{d}"]} for name in models
+        }
         suffix = "" if d == "fp32" else f"_{d}"
         meaningful = d == "fp32" or native
-        for key, (num, den) in {"ratio_vs_timm": ("timm", "ours"), "causal_mask_cost": ("ours", "ours_bidirectional")}.items():
+        for key, (num, den) in {
+            "ratio_vs_timm": ("timm", "ours"),
+            "causal_mask_cost": ("ours", "ours_bidirectional"),
+        }.items():
             result[key + suffix] = med[f"{num}_{d}"] / med[f"{den}_{d}"] if meaningful else None
             result["cpu_time"][key + suffix] = cpu[f"{num}_{d}"] / cpu[f"{den}_{d}"] if meaningful else None
     if "ratio_vs_timm" not in result:  # bf16 only: the key still names the result
@@ -167,10 +182,14 @@ def table(result: dict) -> str:
             continue
         r = result[d]
         suffix = "" if d == "fp32" else f"_{d}"
-        lines.append(f"{d:<6} {r['ours']['s']:>8.3f} {r['ours_bidirectional']['s']:>13.3f} {r['timm']['s']:>8.3f} "
-                     f"{_ratio(result['ratio_vs_timm' + suffix], 10)} {_ratio(result['causal_mask_cost' + suffix], 10)}"
-                     f" | {_ratio(result['cpu_time']['ratio_vs_timm' + suffix], 19)} {_ratio(result['cpu_time']['causal_mask_cost' + suffix], 10)}")
-    lines.append(f"bf16 native: {result['bf16_native']}" + (f"; {result['bf16_note']}" if "bf16_note" in result else ""))
+        lines.append(
+            f"{d:<6} {r['ours']['s']:>8.3f} {r['ours_bidirectional']['s']:>13.3f} {r['timm']['s']:>8.3f} "
+            f"{_ratio(result['ratio_vs_timm' + suffix], 10)} {_ratio(result['causal_mask_cost' + suffix], 10)}"
+            f" | {_ratio(result['cpu_time']['ratio_vs_timm' + suffix], 19)} {_ratio(result['cpu_time']['causal_mask_cost' + suffix], 10)}"
+        )
+    lines.append(
+        f"bf16 native: {result['bf16_native']}" + (f"; {result['bf16_note']}" if "bf16_note" in result else "")
+    )
     return "\n".join(lines)
 
 

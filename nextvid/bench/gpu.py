@@ -26,11 +26,21 @@ KERNELS = ("flex", "sdpa")
 
 def configure(parser) -> None:
     parser.add_argument("--presets", default="vit_l,vit_g", help="comma-separated presets (default %(default)s)")
-    parser.add_argument("--gpus", type=int, default=96, help="GPUs the global batch is split over (default %(default)s: the paper's)")
+    parser.add_argument(
+        "--gpus", type=int, default=96, help="GPUs the global batch is split over (default %(default)s: the paper's)"
+    )
     parser.add_argument("--steps", type=int, default=3, help="timed steps per case (default %(default)s)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first: compilation, allocator (default %(default)s)")
-    parser.add_argument("--kernels", default=",".join(KERNELS), help="attention kernels compared on the first preset (default %(default)s)")
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: a code-path check on a CPU preset only")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps first: compilation, allocator (default %(default)s)"
+    )
+    parser.add_argument(
+        "--kernels",
+        default=",".join(KERNELS),
+        help="attention kernels compared on the first preset (default %(default)s)",
+    )
+    parser.add_argument(
+        "--device", choices=("cuda", "cpu"), default="cuda", help="cpu: a code-path check on a CPU preset only"
+    )
 
 
 def measure(args) -> dict:
@@ -46,10 +56,15 @@ def measure(args) -> dict:
     rate, rate_source = matmul_rate(device)
     cases = []
     for i, preset in enumerate(p.strip() for p in args.presets.split(",") if p.strip()):
-        for kernel in (kernels if i == 0 else kernels[:1]):
+        for kernel in kernels if i == 0 else kernels[:1]:
             cases.append({"preset": preset, "kernel": kernel, **run_case(preset, kernel, args, device, rate)})
-    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "bf16_matmul_flops_per_s": rate, "matmul_source": rate_source, "gpus_assumed": args.gpus, "cases": cases}
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "bf16_matmul_flops_per_s": rate,
+        "matmul_source": rate_source,
+        "gpus_assumed": args.gpus,
+        "cases": cases,
+    }
 
 
 def matmul_rate(device) -> tuple[float, str]:
@@ -92,10 +107,24 @@ def run_case(preset: str, kernel: str, args, device, rate: float) -> dict:
     enc = cfg.model.encoder
     masks = MaskSampler(cfg.masking, (enc.image_size // enc.patch_size,) * 2, seed=cfg.seed)(p.batch_size, 0)
     masks = [m[:per_gpu].to(device) for m in masks]
-    est = estimate(cfg, setting.micro_batch, p.frames, p.tau_draws, gpus=1, kernel=kernel, checkpoint=setting.checkpoint,
-                   shapes=clip_shapes(cfg, p.frames, p.batch_size))
-    result = {"batch_per_gpu": per_gpu, "micro_batch": setting.micro_batch, "checkpoint": sorted(setting.checkpoint),
-              "frames": p.frames, "tau_draws": p.tau_draws, "estimate_peak_gib": round(est.peak / 2**30, 2)}
+    est = estimate(
+        cfg,
+        setting.micro_batch,
+        p.frames,
+        p.tau_draws,
+        gpus=1,
+        kernel=kernel,
+        checkpoint=setting.checkpoint,
+        shapes=clip_shapes(cfg, p.frames, p.batch_size),
+    )
+    result = {
+        "batch_per_gpu": per_gpu,
+        "micro_batch": setting.micro_batch,
+        "checkpoint": sorted(setting.checkpoint),
+        "frames": p.frames,
+        "tau_draws": p.tau_draws,
+        "estimate_peak_gib": round(est.peak / 2**30, 2),
+    }
     flops = step_flops(cfg, masks, p) * per_gpu
     result["flops_per_step"] = flops
     model = optimizer = None
@@ -103,8 +132,12 @@ def run_case(preset: str, kernel: str, args, device, rate: float) -> dict:
         torch.manual_seed(cfg.seed)
         with device:
             model = build_model(cfg)
-        optimizer = torch.optim.AdamW(model.param_groups(cfg.schedule.weight_decay), lr=p.lr, betas=cfg.schedule.betas,
-                                      fused=device.type == "cuda")
+        optimizer = torch.optim.AdamW(
+            model.param_groups(cfg.schedule.weight_decay),
+            lr=p.lr,
+            betas=cfg.schedule.betas,
+            fused=device.type == "cuda",
+        )
         video = torch.rand(per_gpu, enc.in_chans, p.frames, enc.image_size, enc.image_size, device=device) * 2 - 1
         seeds = [mix_seed(cfg.seed, i) for i in range(per_gpu)]
         precision = resolve(cfg.schedule.precision, device, "schedule.precision")
@@ -164,14 +197,18 @@ def synchronize(device) -> None:
 def table(result: dict) -> str:
     if "skipped" in result:
         return f"bench gpu skipped: {result['skipped']}"
-    lines = [f"{result['device']}: bf16 matmul {result['bf16_matmul_flops_per_s'] / 1e12:.0f} TFLOP/s ({result['matmul_source']}); "
-             f"per-GPU batch of {result['gpus_assumed']} GPUs",
-             f"{'preset':<7} {'kernel':<5} {'clips':>5} {'micro':>5} {'step s':>7} {'clips/s':>8} {'MFU':>6} {'peak GiB':>9} {'model GiB':>9}"]
+    lines = [
+        f"{result['device']}: bf16 matmul {result['bf16_matmul_flops_per_s'] / 1e12:.0f} TFLOP/s ({result['matmul_source']}); "
+        f"per-GPU batch of {result['gpus_assumed']} GPUs",
+        f"{'preset':<7} {'kernel':<5} {'clips':>5} {'micro':>5} {'step s':>7} {'clips/s':>8} {'MFU':>6} {'peak GiB':>9} {'model GiB':>9}",
+    ]
     for c in result["cases"]:
         head = f"{c['preset']:<7} {c['kernel']:<5} {c['batch_per_gpu']:>5} {c['micro_batch']:>5}"
         if "error" in c:
             lines.append(f"{head}  {c['error']}")
             continue
         peak = f"{c['peak_gib']:>9}" if "peak_gib" in c else f"{'-':>9}"
-        lines.append(f"{head} {c['step_s']:>7.2f} {c['clips_per_s']:>8.1f} {c['mfu']:>6.1%} {peak} {c['estimate_peak_gib']:>9}")
+        lines.append(
+            f"{head} {c['step_s']:>7.2f} {c['clips_per_s']:>8.1f} {c['mfu']:>6.1%} {peak} {c['estimate_peak_gib']:>9}"
+        )
     return "\n".join(lines)

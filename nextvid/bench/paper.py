@@ -34,14 +34,30 @@ PAPER_HOURS, PAPER_GPUS = 146.0, 96  # paper Sec. 4.1 / Table 8
 
 def configure(parser) -> None:
     parser.add_argument("--presets", default="vit_l,vit_h,vit_g", help="comma-separated presets (default %(default)s)")
-    parser.add_argument("--paper-hours", type=float, default=PAPER_HOURS, help="reported wall-clock hours (default %(default)s)")
+    parser.add_argument(
+        "--paper-hours", type=float, default=PAPER_HOURS, help="reported wall-clock hours (default %(default)s)"
+    )
     parser.add_argument("--paper-gpus", type=int, default=PAPER_GPUS, help="reported GPUs (default %(default)s)")
-    parser.add_argument("--h100-bf16-tflops", type=float, default=None,
-                        help="H100 bf16 matrix-product rate (default: measured if an H100 is present, else the datasheet's 989.4)")
+    parser.add_argument(
+        "--h100-bf16-tflops",
+        type=float,
+        default=None,
+        help="H100 bf16 matrix-product rate (default: measured if an H100 is present, else the datasheet's 989.4)",
+    )
     parser.add_argument("--mfu", type=float, default=None, help="our bf16 MFU (default: mfu_bf16 from --train-result)")
-    parser.add_argument("--train-result", default="results/bench/train.json", help="`nextvid bench train` output (default %(default)s)")
-    parser.add_argument("--gpu-result", default="results/bench/gpu.json", help="`nextvid bench gpu` output, preferred where it has the preset (default %(default)s)")
-    parser.add_argument("--data-result", default="results/bench/data.json", help="`nextvid bench data` output: decode rate per core (default %(default)s)")
+    parser.add_argument(
+        "--train-result", default="results/bench/train.json", help="`nextvid bench train` output (default %(default)s)"
+    )
+    parser.add_argument(
+        "--gpu-result",
+        default="results/bench/gpu.json",
+        help="`nextvid bench gpu` output, preferred where it has the preset (default %(default)s)",
+    )
+    parser.add_argument(
+        "--data-result",
+        default="results/bench/data.json",
+        help="`nextvid bench data` output: decode rate per core (default %(default)s)",
+    )
 
 
 def h100_rate(override_tflops: float | None) -> tuple[float, str]:
@@ -80,15 +96,23 @@ def our_mfu(args, preset: str) -> tuple[float, str]:
         measured = [c for c in result.get("cases", []) if c["preset"] == preset and "mfu" in c]
         if measured:
             best = max(measured, key=lambda c: c["mfu"])
-            return float(best["mfu"]), f"measured by `nextvid bench gpu` on {result['device']} ({best['kernel']} attention, {gpu})"
+            return float(
+                best["mfu"]
+            ), f"measured by `nextvid bench gpu` on {result['device']} ({best['kernel']} attention, {gpu})"
     path = Path(args.train_result)
     if not path.is_file():
-        raise SystemExit(f"nextvid bench paper: {path} not found; run `nextvid bench gpu` (on a GPU) or `nextvid bench train` first, or pass --mfu")
+        raise SystemExit(
+            f"nextvid bench paper: {path} not found; run `nextvid bench gpu` (on a GPU) or `nextvid bench train` first, or pass --mfu"
+        )
     train = json.loads(path.read_text())
     if train.get("mfu_bf16") is None:
         why = train.get("bf16_note") or "run `nextvid bench train` with bf16"
-        raise SystemExit(f"nextvid bench paper: {path} has no bf16 MFU ({why}); pass --mfu, or measure on a machine with native bf16")
-    return float(train["mfu_bf16"]), f"mfu_bf16 of {path} (preset {train.get('preset')}, commit {train.get('environment', {}).get('git_commit')})"
+        raise SystemExit(
+            f"nextvid bench paper: {path} has no bf16 MFU ({why}); pass --mfu, or measure on a machine with native bf16"
+        )
+    return float(
+        train["mfu_bf16"]
+    ), f"mfu_bf16 of {path} (preset {train.get('preset')}, commit {train.get('environment', {}).get('git_commit')})"
 
 
 def run_flops(preset: str) -> dict:
@@ -107,8 +131,17 @@ def run_flops(preset: str) -> dict:
             staged = merge(cfg, {"model": {"encoder": {"frames": stage.frames}}})
             per_clip[key] = describe(staged, tau_draws=stage.tau_draws)["train_flops_per_clip"]
         step_flops = per_clip[key] * stage.batch_size
-        stages.append({"stage": stage.name, "steps": end - begin, "batch_size": stage.batch_size, "frames": stage.frames,
-                       "tau_draws": stage.tau_draws, "flops_per_clip": per_clip[key], "flops_per_step": step_flops})
+        stages.append(
+            {
+                "stage": stage.name,
+                "steps": end - begin,
+                "batch_size": stage.batch_size,
+                "frames": stage.frames,
+                "tau_draws": stage.tau_draws,
+                "flops_per_clip": per_clip[key],
+                "flops_per_step": step_flops,
+            }
+        )
         total += step_flops * (end - begin)
         begin = end
     return {"total_steps": cfg.schedule.total_steps, "stages": stages, "total_flops": total}
@@ -120,8 +153,9 @@ def decode_rate_per_core(path: Path) -> tuple[float | None, str]:
         return None, f"{path} not found: run `nextvid bench data` for decode workers per GPU"
     data = json.loads(path.read_text())
     workers = max(1, data["config"]["workers"])
-    return data["streaming_clips_per_s"] / workers, (f"{path}: streaming {data['config']['frames']} frames at "
-                                                      f"{data['config']['resolution']} px, {workers} worker(s)")
+    return data["streaming_clips_per_s"] / workers, (
+        f"{path}: streaming {data['config']['frames']} frames at {data['config']['resolution']} px, {workers} worker(s)"
+    )
 
 
 def loader_demand(run: dict, gpus: int, rate: float, mfu: float, per_core: float | None) -> list[dict]:
@@ -130,8 +164,14 @@ def loader_demand(run: dict, gpus: int, rate: float, mfu: float, per_core: float
     for s in run["stages"]:
         step_s = s["flops_per_step"] / (gpus * rate * mfu)
         clips = s["batch_size"] / gpus / step_s
-        out.append({"stage": s["stage"], "step_s": step_s, "clips_per_s_per_gpu": clips,
-                    "decode_workers_per_gpu": None if per_core is None else math.ceil(clips / per_core)})
+        out.append(
+            {
+                "stage": s["stage"],
+                "step_s": step_s,
+                "clips_per_s_per_gpu": clips,
+                "decode_workers_per_gpu": None if per_core is None else math.ceil(clips / per_core),
+            }
+        )
     return out
 
 
@@ -152,7 +192,9 @@ def measure(args) -> dict:
         "our_mfu_bf16": {p: m for p, (m, _) in mfus.items()},
         "our_mfu_source": {p: src for p, (_, src) in mfus.items()},
         "paper_implied_mfu": {p: r["total_flops"] / (gpu_seconds * rate) for p, r in runs.items()},
-        "our_hours_estimate": {p: r["total_flops"] / (args.paper_gpus * rate * mfus[p][0]) / 3600 for p, r in runs.items()},
+        "our_hours_estimate": {
+            p: r["total_flops"] / (args.paper_gpus * rate * mfus[p][0]) / 3600 for p, r in runs.items()
+        },
         "decode_clips_per_s_per_core": per_core,
         "decode_rate_source": per_core_source,
         "loader": {p: loader_demand(r, args.paper_gpus, rate, mfus[p][0], per_core) for p, r in runs.items()},
@@ -163,15 +205,22 @@ def table(result: dict) -> str:
     lines = [
         f"paper run: {result['paper_hours']:g} h on {result['paper_gpus']} H100; H100 bf16 rate "
         f"{result['h100_bf16_flops_per_s'] / 1e12:.1f} TFLOP/s ({result['h100_rate_source']})",
-        *(f"our bf16 MFU for {p}: {result['our_mfu_bf16'][p]:.1%} ({result['our_mfu_source'][p]})" for p in result["presets"]),
+        *(
+            f"our bf16 MFU for {p}: {result['our_mfu_bf16'][p]:.1%} ({result['our_mfu_source'][p]})"
+            for p in result["presets"]
+        ),
         f"{'preset':<8} {'PFLOP/step (warm-up)':>21} {'total EFLOP':>12} {'paper MFU':>10} {'our hours':>10}",
     ]
     for p in result["presets"]:
         run = result["runs"][p]
-        lines.append(f"{p:<8} {run['stages'][0]['flops_per_step'] / 1e15:>21.2f} {run['total_flops'] / 1e18:>12.0f} "
-                     f"{result['paper_implied_mfu'][p]:>10.1%} {result['our_hours_estimate'][p]:>10.0f}")
+        lines.append(
+            f"{p:<8} {run['stages'][0]['flops_per_step'] / 1e15:>21.2f} {run['total_flops'] / 1e18:>12.0f} "
+            f"{result['paper_implied_mfu'][p]:>10.1%} {result['our_hours_estimate'][p]:>10.0f}"
+        )
     per_core = result["decode_clips_per_s_per_core"]
-    lines.append(f"data loader at that speed (decode: {per_core and f'{per_core:.1f} clips/s per core'}; {result['decode_rate_source']})")
+    lines.append(
+        f"data loader at that speed (decode: {per_core and f'{per_core:.1f} clips/s per core'}; {result['decode_rate_source']})"
+    )
     lines.append(f"{'preset':<8} {'stage':<9} {'step s':>7} {'clips/s per GPU':>16} {'decode workers/GPU':>19}")
     for p in result["presets"]:
         for s in result["loader"][p]:

@@ -15,12 +15,23 @@ DTYPES = ("fp32", "bf16")
 
 
 def add_timing_arguments(parser, matmul: bool = True) -> None:
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default %(default)s: on 2 cores shared with other jobs, 2 threads "
-                             "spin against each other and run several times slower; see docs/performance.md)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default %(default)s: on 2 cores shared with other jobs, 2 threads "
+        "spin against each other and run several times slower; see docs/performance.md)",
+    )
     if matmul:
-        parser.add_argument("--matmul-size", type=int, default=2048, help="side of the reference square matrix product (default %(default)s)")
-    parser.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated subset of fp32,bf16 (default %(default)s)")
+        parser.add_argument(
+            "--matmul-size",
+            type=int,
+            default=2048,
+            help="side of the reference square matrix product (default %(default)s)",
+        )
+    parser.add_argument(
+        "--dtypes", default=",".join(DTYPES), help="comma-separated subset of fp32,bf16 (default %(default)s)"
+    )
 
 
 def parse_dtypes(text: str) -> list[str]:
@@ -85,12 +96,16 @@ def bf16_verdict(result: dict, dtypes: list[str]) -> bool:
     cpu = torch.device("cpu")
     result["bf16_native"] = native = native_bf16(cpu)
     if "bf16" in dtypes and not native:
-        result["bf16_note"] = (f"bf16 is emulated here ({why_not_native(cpu)}): no bf16 MFU or speed-up is given; "
-                               "the bf16 times show what a bf16 run would cost on this machine")
+        result["bf16_note"] = (
+            f"bf16 is emulated here ({why_not_native(cpu)}): no bf16 MFU or speed-up is given; "
+            "the bf16 times show what a bf16 run would cost on this machine"
+        )
     return native
 
 
-def interleaved(variants: dict[str, Callable[[], None]], rounds: int, reps: dict[str, int]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+def interleaved(
+    variants: dict[str, Callable[[], None]], rounds: int, reps: dict[str, int]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Wall-clock and process CPU seconds per call of every variant: each round times `reps[name]`
     calls of each variant, the variant order reversed every other round, so a change of load hits
     every variant alike. CPU time does not count the time other jobs hold the cores, so its ratios

@@ -46,11 +46,20 @@ def configure(parser) -> None:
     parser.set_defaults(preset="tiny")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per dtype and round (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default %(default)s)")
-    parser.add_argument("--step", type=int, default=0, help="schedule step whose stage sets batch, frames, tau draws (default %(default)s: warm-up, 4 draws)")
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=0,
+        help="schedule step whose stage sets batch, frames, tau draws (default %(default)s: warm-up, 4 draws)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="override the stage's batch size")
-    parser.add_argument("--malloc", choices=("default", "tuned"), default="default",
-                        help="glibc allocator: as the trainer runs today, or `tune_malloc` (large tensors from the heap, "
-                             "no trimming; docs/performance.md)")
+    parser.add_argument(
+        "--malloc",
+        choices=("default", "tuned"),
+        default="default",
+        help="glibc allocator: as the trainer runs today, or `tune_malloc` (large tensors from the heap, "
+        "no trimming; docs/performance.md)",
+    )
     add_timing_arguments(parser)
 
 
@@ -74,7 +83,10 @@ def flop_counter():
         return 2 * fc.sdpa_flop_count(query, key, value)
 
     mapping = {}
-    for name, fn in (("_scaled_dot_product_flash_attention_for_cpu", fwd), ("_scaled_dot_product_flash_attention_for_cpu_backward", bwd)):
+    for name, fn in (
+        ("_scaled_dot_product_flash_attention_for_cpu", fwd),
+        ("_scaled_dot_product_flash_attention_for_cpu_backward", bwd),
+    ):
         op = getattr(aten, name, None)
         if op is not None:
             mapping[op] = fn
@@ -193,11 +205,17 @@ def measure(args) -> dict:
         }
         meaningful = d == "fp32" or native
         result[f"mfu_{d}"] = flops / step_s / mm_rate if meaningful else None
-        result["cpu_time"][f"mfu_{d}"] = flops / step_cpu_s / result[d]["matmul_flops_per_cpu_s"] if meaningful else None
+        result["cpu_time"][f"mfu_{d}"] = (
+            flops / step_cpu_s / result[d]["matmul_flops_per_cpu_s"] if meaningful else None
+        )
     if "fp32" in dtypes and "bf16" in dtypes:
         result["bf16_speedup"] = result["fp32"]["step_s"] / result["bf16"]["step_s"] if native else None
-        result["bf16_matmul_speedup"] = result["bf16"]["matmul_flops_per_s"] / result["fp32"]["matmul_flops_per_s"] if native else None
-        result["cpu_time"]["bf16_speedup"] = result["fp32"]["step_cpu_s"] / result["bf16"]["step_cpu_s"] if native else None
+        result["bf16_matmul_speedup"] = (
+            result["bf16"]["matmul_flops_per_s"] / result["fp32"]["matmul_flops_per_s"] if native else None
+        )
+        result["cpu_time"]["bf16_speedup"] = (
+            result["fp32"]["step_cpu_s"] / result["bf16"]["step_cpu_s"] if native else None
+        )
     return result
 
 
@@ -218,12 +236,18 @@ def table(result: dict) -> str:
     ]
     for d in dtypes:
         r = result[d]
-        lines.append(f"{d:<6} {r['step_s']:>8.3f} {r['steps_per_s']:>8.3f} {r['clips_per_s']:>8.2f} "
-                     f"{r['achieved_flops_per_s'] / 1e9:>8.1f} {r['matmul_flops_per_s'] / 1e9:>15.1f} {percent(result[f'mfu_{d}'])}"
-                     f" | {r['step_cpu_s']:>6.3f} {percent(result['cpu_time'][f'mfu_{d}'])}")
+        lines.append(
+            f"{d:<6} {r['step_s']:>8.3f} {r['steps_per_s']:>8.3f} {r['clips_per_s']:>8.2f} "
+            f"{r['achieved_flops_per_s'] / 1e9:>8.1f} {r['matmul_flops_per_s'] / 1e9:>15.1f} {percent(result[f'mfu_{d}'])}"
+            f" | {r['step_cpu_s']:>6.3f} {percent(result['cpu_time'][f'mfu_{d}'])}"
+        )
     if result.get("bf16_speedup") is not None:
-        lines.append(f"bf16 speedup {result['bf16_speedup']:.2f}x (CPU time {result['cpu_time']['bf16_speedup']:.2f}x; matrix product "
-                     f"alone {result['bf16_matmul_speedup']:.2f}x); CPU {result['cpu']['model']}: "
-                     f"avx512_bf16={result['cpu']['avx512_bf16']} amx_bf16={result['cpu']['amx_bf16']}")
-    lines.append(f"bf16 native: {result['bf16_native']}" + (f"; {result['bf16_note']}" if "bf16_note" in result else ""))
+        lines.append(
+            f"bf16 speedup {result['bf16_speedup']:.2f}x (CPU time {result['cpu_time']['bf16_speedup']:.2f}x; matrix product "
+            f"alone {result['bf16_matmul_speedup']:.2f}x); CPU {result['cpu']['model']}: "
+            f"avx512_bf16={result['cpu']['avx512_bf16']} amx_bf16={result['cpu']['amx_bf16']}"
+        )
+    lines.append(
+        f"bf16 native: {result['bf16_native']}" + (f"; {result['bf16_note']}" if "bf16_note" in result else "")
+    )
     return "\n".join(lines)

@@ -17,9 +17,15 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "data": ("nextvid.bench.data", "clips/s of raw decoding, streaming (decode + augment) and the uint8 shard cache"),
     "train": ("nextvid.bench.train", "steps/s and MFU of a full training step, fp32 vs bf16 autocast"),
     "encoder": ("nextvid.bench.encoder", "encoder forward+backward against timm's ViT of the same size"),
-    "gpu": ("nextvid.bench.gpu", "one paper-scale step per preset on one GPU: step time, MFU, peak memory vs the memory model, flex vs SDPA"),
+    "gpu": (
+        "nextvid.bench.gpu",
+        "one paper-scale step per preset on one GPU: step time, MFU, peak memory vs the memory model, flex vs SDPA",
+    ),
     "paper": ("nextvid.bench.paper", "FLOPs of the paper's training run, the MFU its 146 h imply, our estimated hours"),
-    "probe": ("nextvid.probe.bench", "attentive probe: cached features + head grid vs features recomputed every epoch for one head"),
+    "probe": (
+        "nextvid.probe.bench",
+        "attentive probe: cached features + head grid vs features recomputed every epoch for one head",
+    ),
 }
 
 

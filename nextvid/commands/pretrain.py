@@ -14,11 +14,17 @@ from nextvid.config import add_config_arguments, resolve_config
 
 def configure(parser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--mixture", help="mixture file (`nextvid data embedded` or `cache-mixture` output): sets data.sources")
+    parser.add_argument(
+        "--mixture", help="mixture file (`nextvid data embedded` or `cache-mixture` output): sets data.sources"
+    )
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.csv, job.json)")
     parser.add_argument("--launcher", choices=["debug", "local", "slurm"], default="local")
     parser.add_argument("--wait", action="store_true", help="block until the run finishes; fail with the job's error")
-    parser.add_argument("--no-snapshot", action="store_true", help="SLURM: run the live repository instead of a snapshot taken at submission")
+    parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="SLURM: run the live repository instead of a snapshot taken at submission",
+    )
 
 
 def run(args) -> int:
@@ -30,15 +36,25 @@ def run(args) -> int:
         cfg = merge(cfg, {"data": {"sources": read_mixture(args.mixture)}})
     cfg = merge(cfg, {"data": {"sources": absolute_sources(cfg.data.sources)}})
     if cfg.target.kind == "vae":  # like the data: a SLURM job runs from a snapshot elsewhere
-        cfg = merge(cfg, {"target": {key: str(Path(getattr(cfg.target, key)).expanduser().resolve())
-                                     for key in ("vae_path", "vae_stats")}})
+        cfg = merge(
+            cfg,
+            {
+                "target": {
+                    key: str(Path(getattr(cfg.target, key)).expanduser().resolve()) for key in ("vae_path", "vae_stats")
+                }
+            },
+        )
     if not cfg.data.sources:
-        print("nextvid: config error: data.sources: no pretraining data (give --mixture or data.sources)", file=sys.stderr)
+        print(
+            "nextvid: config error: data.sources: no pretraining data (give --mixture or data.sources)", file=sys.stderr
+        )
         return 2
     from nextvid.launch import LaunchError, launch
 
     try:
-        record = launch(cfg, args.out, args.launcher, wait=args.wait or args.launcher == "debug", snapshot=not args.no_snapshot)
+        record = launch(
+            cfg, args.out, args.launcher, wait=args.wait or args.launcher == "debug", snapshot=not args.no_snapshot
+        )
     except LaunchError as err:
         print(f"nextvid pretrain: {err}", file=sys.stderr)
         return 1

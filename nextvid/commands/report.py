@@ -20,31 +20,60 @@ log = logging.getLogger(__name__)
 def configure(parser) -> None:
     sub = parser.add_subparsers(dest="report_command", metavar="WHAT", required=True)
 
-    p = sub.add_parser("tables", help="Tables 1, 2, 3, 4, 5, 11, 12: ours beside the paper's (md, tex, csv, sources.csv)")
+    p = sub.add_parser(
+        "tables", help="Tables 1, 2, 3, 4, 5, 11, 12: ours beside the paper's (md, tex, csv, sources.csv)"
+    )
     _results_arguments(p, required=True)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--tables", nargs="+", metavar="TABLE", help="only these (default: all)")
 
     p = sub.add_parser("figures", help="Fig. 4 (probe vs step), 5 (generations), 6 (losses), 7 (t-SNE): PNG + caption")
     _results_arguments(p, required=False)
-    p.add_argument("--generations", nargs="+", default=[], metavar="DIR", help="`nextvid generate` output directories (Fig. 5)")
-    p.add_argument("--features", nargs="+", default=[], metavar="NPZ", help="`nextvid report features` files (Fig. 7), one panel each")
+    p.add_argument(
+        "--generations", nargs="+", default=[], metavar="DIR", help="`nextvid generate` output directories (Fig. 5)"
+    )
+    p.add_argument(
+        "--features",
+        nargs="+",
+        default=[],
+        metavar="NPZ",
+        help="`nextvid report features` files (Fig. 7), one panel each",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0, help="t-SNE seed")
 
     p = sub.add_parser("findings", help="docs/findings.md: each claim of the paper's ablations, verdict and numbers")
     _results_arguments(p, required=True)
-    p.add_argument("--features", nargs="+", default=[], metavar="NPZ", help="`nextvid report features` files of one benchmark: RankMe per variant")
+    p.add_argument(
+        "--features",
+        nargs="+",
+        default=[],
+        metavar="NPZ",
+        help="`nextvid report features` files of one benchmark: RankMe per variant",
+    )
     p.add_argument("--out", required=True, help="output Markdown file")
 
     p = sub.add_parser("features", help="pooled frozen features of a val split (for Fig. 7's t-SNE)")
     p.add_argument("--checkpoint", required=True, help="a nextvid checkpoint (.pt), or random:PRESET")
-    p.add_argument("--benchmark", required=True, help="probe protocol whose encoder layers and clip geometry are used (e.g. motion)")
+    p.add_argument(
+        "--benchmark",
+        required=True,
+        help="probe protocol whose encoder layers and clip geometry are used (e.g. motion)",
+    )
     p.add_argument("--val-manifest", required=True)
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--encoder", choices=["reference", "online", "pixels"], default="reference")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one protocol key (repeatable)")
-    p.add_argument("--max-samples", type=int, default=500, help="class-balanced deterministic subset of at most this many samples")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one protocol key (repeatable)",
+    )
+    p.add_argument(
+        "--max-samples", type=int, default=500, help="class-balanced deterministic subset of at most this many samples"
+    )
     p.add_argument("--label", help="name in the figure (default: variant/seed/step from the checkpoint's path)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -57,8 +86,21 @@ def configure(parser) -> None:
 
 
 def _results_arguments(p, required: bool) -> None:
-    p.add_argument("--metrics", nargs="+", required=required, default=[], metavar="JSON", help="probe metrics.json files at nextvid.layout paths")
-    p.add_argument("--runs", nargs="+", default=[], metavar="RUN_DIR", help="pretraining run directories (budget line; Fig. 6 losses)")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        required=required,
+        default=[],
+        metavar="JSON",
+        help="probe metrics.json files at nextvid.layout paths",
+    )
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=[],
+        metavar="RUN_DIR",
+        help="pretraining run directories (budget line; Fig. 6 losses)",
+    )
     p.add_argument("--config", help="use only this config's results (required when several are given)")
     p.add_argument("--step", type=int, help="report this pretraining step instead of each run's last probed one")
 
@@ -68,7 +110,13 @@ def run(args) -> int:
     from nextvid.report.runs import RunError
 
     try:
-        commands = {"tables": _tables, "figures": _figures, "findings": _findings, "features": _features, "publish": _publish}
+        commands = {
+            "tables": _tables,
+            "figures": _figures,
+            "findings": _findings,
+            "features": _features,
+            "publish": _publish,
+        }
         return commands[args.report_command](args)
     except (ResultsError, RunError, ValueError, FileNotFoundError) as err:
         print(f"nextvid report {args.report_command}: {err}", file=sys.stderr)
@@ -105,7 +153,9 @@ def _tables(args) -> int:
         for note in table.notes:
             log.info("%s: %s", name, note)
         write_table(table, args.out)
-    print(f"nextvid report tables: {len(args.tables or TABLES)} tables from {len(set(args.metrics))} metrics files -> {args.out}")
+    print(
+        f"nextvid report tables: {len(args.tables or TABLES)} tables from {len(set(args.metrics))} metrics files -> {args.out}"
+    )
     return 0
 
 
@@ -113,7 +163,9 @@ def _figures(args) -> int:
     from nextvid.report import figures
 
     if not (args.metrics or args.runs or args.generations or args.features):
-        raise ValueError("nothing to draw: give --metrics (Fig. 4), --runs (Fig. 6), --generations (Fig. 5) and/or --features (Fig. 7)")
+        raise ValueError(
+            "nothing to draw: give --metrics (Fig. 4), --runs (Fig. 6), --generations (Fig. 5) and/or --features (Fig. 7)"
+        )
     written = []
     if args.metrics:
         written.append(figures.probe_vs_step(_results(args, every_step=True), args.out))
@@ -157,8 +209,17 @@ def _features(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    data = extract_features(args.checkpoint, args.benchmark, args.val_manifest, args.encoder, args.overrides, args.max_samples,
-                            device, args.extract_batch, args.backend)  # a ConfigError reaches `nextvid`, which prints it
+    data = extract_features(
+        args.checkpoint,
+        args.benchmark,
+        args.val_manifest,
+        args.encoder,
+        args.overrides,
+        args.max_samples,
+        device,
+        args.extract_batch,
+        args.backend,
+    )  # a ConfigError reaches `nextvid`, which prints it
     save_features(args.out, data, args.label or checkpoint_label(args.checkpoint, args.encoder))
     print(f"nextvid report features: {len(data['labels'])} samples x {data['features'].shape[1]} -> {args.out}")
     return 0

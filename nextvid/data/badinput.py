@@ -170,4 +170,3 @@ class SkipLog:
 
     def summary(self) -> str:
         return f"{self.seen - self.bad} good, {self.bad} skipped" + (f" {self.counts}" if self.bad else "")
-

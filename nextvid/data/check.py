@@ -39,8 +39,9 @@ def _run(jobs: list[tuple], workers: int) -> Iterator[tuple[int, object]]:
         yield from pool.imap(_probe_job, jobs, chunksize=4)
 
 
-def check_manifest(manifest: Manifest | str | Path, *, backend: Backend = "auto", workers: int = 0,
-                   max_bad_fraction: float = 0.05) -> tuple[SkipLog, dict[int, dict]]:
+def check_manifest(
+    manifest: Manifest | str | Path, *, backend: Backend = "auto", workers: int = 0, max_bad_fraction: float = 0.05
+) -> tuple[SkipLog, dict[int, dict]]:
     """(skip log, {sample index: probe info} of the good samples). Never raises for bad files: the
     caller decides with `skips.check()`."""
     m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
@@ -60,8 +61,11 @@ def check_manifest(manifest: Manifest | str | Path, *, backend: Backend = "auto"
 
 def write_clean(manifest: Manifest, good: set[int], out: str | Path) -> str:
     """A manifest of the good rows only (same label map, same paths); returns its sha256."""
-    samples = [Sample(portable_path(manifest.resolve(s), out), s.label, s.start_frame, s.end_frame)
-               for i, s in enumerate(manifest.samples) if i in good]
+    samples = [
+        Sample(portable_path(manifest.resolve(s), out), s.label, s.start_frame, s.end_frame)
+        for i, s in enumerate(manifest.samples)
+        if i in good
+    ]
     return write_manifest(out, samples, manifest.label_map)
 
 

@@ -73,7 +73,9 @@ class _Collector:
         self.rows: list[tuple[Path, int, Optional[int], Optional[int]]] = []
         self.skips = SkipLog(max_bad_fraction, total=total, name=source)
 
-    def add(self, path: Path, label: int, start: Optional[int] = None, end: Optional[int] = None, line: Optional[int] = None) -> None:
+    def add(
+        self, path: Path, label: int, start: Optional[int] = None, end: Optional[int] = None, line: Optional[int] = None
+    ) -> None:
         if not path.is_file():
             self.skips.add(BadRecord(str(path), "missing_file", "", line))
             return
@@ -93,6 +95,7 @@ def _sorted_map(names: Iterable[str]) -> dict[str, int]:
 
 # --- Kinetics-400 ---------------------------------------------------------------------------------
 
+
 def index_k400_videos(videos_dir: str | Path) -> tuple[dict[tuple[str, int, int], Path], dict[str, list[Path]]]:
     """Video files under `videos_dir` (recursively: flat or per-class folders), by
     (youtube_id, start, end) from `<id>_<start:06d>_<end:06d>.<ext>`, and by youtube_id alone."""
@@ -107,14 +110,22 @@ def index_k400_videos(videos_dir: str | Path) -> tuple[dict[tuple[str, int, int]
     return exact, by_id
 
 
-def from_k400_csv(csv_path: str | Path, videos_dir: str | Path, *, split: Optional[str] = None,
-                  label_map: Optional[dict[str, int]] = None, max_bad_fraction: float = 0.05) -> Converted:
+def from_k400_csv(
+    csv_path: str | Path,
+    videos_dir: str | Path,
+    *,
+    split: Optional[str] = None,
+    label_map: Optional[dict[str, int]] = None,
+    max_bad_fraction: float = 0.05,
+) -> Converted:
     """The official CSV (`label,youtube_id,time_start,time_end,split`; test CSVs may lack `label`)."""
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     required = {"youtube_id", "time_start", "time_end"}
     if not rows or not required <= set(rows[0]):
-        raise ManifestError(f"{csv_path}: expected a header with {sorted(required | {'label'})}, got {list(rows[0]) if rows else 'no rows'}")
+        raise ManifestError(
+            f"{csv_path}: expected a header with {sorted(required | {'label'})}, got {list(rows[0]) if rows else 'no rows'}"
+        )
     if split is not None:
         if "split" not in rows[0]:
             raise ManifestError(f"{csv_path}: no `split` column to select {split!r} from")
@@ -129,8 +140,14 @@ def from_k400_csv(csv_path: str | Path, videos_dir: str | Path, *, split: Option
         if path is None and len(by_id.get(yid, ())) == 1:
             path = by_id[yid][0]
         if path is None:
-            c.skips.add(BadRecord(f"{yid}_{start:06d}_{end:06d}", "missing_file",
-                                  f"no video for youtube_id {yid} under {videos_dir}", line))
+            c.skips.add(
+                BadRecord(
+                    f"{yid}_{start:06d}_{end:06d}",
+                    "missing_file",
+                    f"no video for youtube_id {yid} under {videos_dir}",
+                    line,
+                )
+            )
             continue
         if labelled and r["label"] not in lmap:
             c.reject_label(path, r["label"], line)
@@ -139,8 +156,13 @@ def from_k400_csv(csv_path: str | Path, videos_dir: str | Path, *, split: Option
     return c.done(lmap)
 
 
-def from_list(list_path: str | Path, *, root: str | Path | None = None, label_map: Optional[dict[str, int]] = None,
-              max_bad_fraction: float = 0.05) -> Converted:
+def from_list(
+    list_path: str | Path,
+    *,
+    root: str | Path | None = None,
+    label_map: Optional[dict[str, int]] = None,
+    max_bad_fraction: float = 0.05,
+) -> Converted:
     """The V-JEPA list: `/path/video.mp4 <int label>` per line (space separated; the path may contain
     spaces). Relative paths are relative to `root` (default: the list's folder). Without a label map
     the ids are kept and named by themselves (0..max)."""
@@ -156,7 +178,9 @@ def from_list(list_path: str | Path, *, root: str | Path | None = None, label_ma
             entries.append((line, parts[0], int(parts[1])))
         except ValueError:
             raise ManifestError(f"{list_path}:{line}: label {parts[1]!r} is not an integer") from None
-    lmap = label_map if label_map is not None else {str(i): i for i in range(max((e[2] for e in entries), default=-1) + 1)}
+    lmap = (
+        label_map if label_map is not None else {str(i): i for i in range(max((e[2] for e in entries), default=-1) + 1)}
+    )
     valid = set(lmap.values())
     c = _Collector(str(list_path), len(entries), max_bad_fraction)
     for line, name, label in entries:
@@ -170,13 +194,15 @@ def from_list(list_path: str | Path, *, root: str | Path | None = None, label_ma
 
 # --- Something-Something-V2 ------------------------------------------------------------------------
 
+
 def ssv2_class(template: str) -> str:
     """`Putting [something] on [something]` -> `Putting something on something` (labels.json's key)."""
     return template.replace("[", "").replace("]", "")
 
 
-def from_ssv2(labels_json: str | Path, split_json: str | Path, videos_dir: str | Path, *,
-              max_bad_fraction: float = 0.05) -> Converted:
+def from_ssv2(
+    labels_json: str | Path, split_json: str | Path, videos_dir: str | Path, *, max_bad_fraction: float = 0.05
+) -> Converted:
     """`labels.json` (class -> id as a string), `train.json`/`validation.json` ([{id, template,
     placeholders, ...}]), videos `<id>.webm` (a split without templates, e.g. test, gets label -1)."""
     lmap = {name: int(i) for name, i in read_user_json(labels_json, "SSv2 labels file", ManifestError).items()}
@@ -198,14 +224,19 @@ def from_ssv2(labels_json: str | Path, split_json: str | Path, videos_dir: str |
 
 # --- Diving-48 -------------------------------------------------------------------------------------
 
-def from_diving48(split_json: str | Path, videos_dir: str | Path, *, vocab: str | Path | None = None,
-                  max_bad_fraction: float = 0.05) -> Converted:
+
+def from_diving48(
+    split_json: str | Path, videos_dir: str | Path, *, vocab: str | Path | None = None, max_bad_fraction: float = 0.05
+) -> Converted:
     """`Diving48_V2_train.json`/`_test.json` ([{vid_name, label, start_frame, end_frame}]), videos
     `<vid_name>.mp4`. `end_frame` is taken as exclusive (indices past the video are clamped).
     Class names come from `Diving48_vocab.json` (a list of [takeoff, somersault, twist, flight])
     when given, else the ids themselves."""
     if vocab:
-        names = ["/".join(v) if isinstance(v, list) else str(v) for v in read_user_json(vocab, "vocabulary file", ManifestError)]
+        names = [
+            "/".join(v) if isinstance(v, list) else str(v)
+            for v in read_user_json(vocab, "vocabulary file", ManifestError)
+        ]
         if len(set(names)) != DIVING48_CLASSES:
             raise ManifestError(f"{vocab}: {len(set(names))} distinct classes, Diving-48 has {DIVING48_CLASSES}")
     else:
@@ -230,8 +261,10 @@ def _opt_int(entry: dict, key: str) -> Optional[int]:
 
 # --- folders ---------------------------------------------------------------------------------------
 
-def from_image_folder(root: str | Path, *, label_map: Optional[dict[str, int]] = None,
-                      max_bad_fraction: float = 0.05) -> Converted:
+
+def from_image_folder(
+    root: str | Path, *, label_map: Optional[dict[str, int]] = None, max_bad_fraction: float = 0.05
+) -> Converted:
     """ImageNet-style class folders: `<root>/<class>/*.JPEG` (sorted class names -> ids)."""
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())

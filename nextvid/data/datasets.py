@@ -55,7 +55,9 @@ class Window:
         self.num_frames, self.fps = stop - self.start, reader.fps
         if self.num_frames < 1:
             reader.close()
-            raise BadInputError(path, "no_frames", f"frame window [{start}, {end}) is empty in a {reader.num_frames}-frame video")
+            raise BadInputError(
+                path, "no_frames", f"frame window [{start}, {end}) is empty in a {reader.num_frames}-frame video"
+            )
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         return self.reader.get(clamp(indices, self.num_frames) + self.start)
@@ -92,8 +94,12 @@ class ManifestSource:
         return spec
 
     def describe(self) -> dict:
-        return {"kind": "stream", "manifest": str(self.manifest.path), "manifest_sha256": self.manifest.sha256,
-                "backend": self.backend}
+        return {
+            "kind": "stream",
+            "manifest": str(self.manifest.path),
+            "manifest_sha256": self.manifest.sha256,
+            "backend": self.backend,
+        }
 
 
 class _ClipDataset(Dataset):
@@ -127,8 +133,15 @@ class _ClipDataset(Dataset):
 class TrainClips(_ClipDataset):
     """One random clip per sample, augmented; a pure function of (seed, epoch, index)."""
 
-    def __init__(self, source: Source, spec: ClipSpec, size: int, augment: Optional[RandomResizedCropFlip] = None,
-                 seed: int = 0, epoch: int = 0):
+    def __init__(
+        self,
+        source: Source,
+        spec: ClipSpec,
+        size: int,
+        augment: Optional[RandomResizedCropFlip] = None,
+        seed: int = 0,
+        epoch: int = 0,
+    ):
         super().__init__(source, spec, seed, epoch)
         self.augment = augment if augment is not None else RandomResizedCropFlip(size)
         if self.augment.size != size:
@@ -154,8 +167,18 @@ class TrainClips(_ClipDataset):
 class EvalClips(_ClipDataset):
     """`segments` x `views` deterministic clips per sample, (S*V, C, T, H, W), segment-major."""
 
-    def __init__(self, source: Source, spec: ClipSpec, size: int, segments: int = 1, views: int = 1,
-                 augment: Optional[RandomResizedCropFlip] = None, seed: int = 0, epoch: int = 0, short_side: int = 0):
+    def __init__(
+        self,
+        source: Source,
+        spec: ClipSpec,
+        size: int,
+        segments: int = 1,
+        views: int = 1,
+        augment: Optional[RandomResizedCropFlip] = None,
+        seed: int = 0,
+        epoch: int = 0,
+        short_side: int = 0,
+    ):
         super().__init__(source, spec, seed, epoch)
         if augment is not None and views != 1:
             raise ValueError("augmented clips take one random crop per segment: views must be 1")
@@ -174,28 +197,44 @@ class EvalClips(_ClipDataset):
             frames, t = frames[:1].repeat(s, axis=0), 1
         if self.augment is not None:
             rng = sample_rng(self.seed, self.epoch, i)
-            clips = [self.augment(frames[k * t:(k + 1) * t], rng) for k in range(s)]
+            clips = [self.augment(frames[k * t : (k + 1) * t], rng) for k in range(s)]
         else:
-            clips = [v for k in range(s) for v in self.spatial(frames[k * t:(k + 1) * t])]
+            clips = [v for k in range(s) for v in self.spatial(frames[k * t : (k + 1) * t])]
         video = torch.stack(clips)
         if image:
             video = video.expand(-1, -1, self.spec.frames, -1, -1)
         return {"video": video, "label": self.labels[i], "index": i}
 
 
-def make_loader(dataset: Dataset, batch_size: int = 1, *, batch_sampler=None, workers: int = 0, shuffle: bool = False,
-                seed: int = 0, drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int = 1,
+    *,
+    batch_sampler=None,
+    workers: int = 0,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
     """A DataLoader that drops and reports bad samples (`collate`), one torch thread per worker.
     `batch_sampler` (e.g. the trainer's step sampler over global indices) replaces batch_size,
     shuffle and drop_last. Evaluation: shuffle=False, drop_last=False: every sample seen once."""
     import torch
 
-    common = dict(num_workers=workers, collate_fn=collate, worker_init_fn=_one_thread if workers else None,
-                  persistent_workers=False, pin_memory=pin_memory)
+    common = dict(
+        num_workers=workers,
+        collate_fn=collate,
+        worker_init_fn=_one_thread if workers else None,
+        persistent_workers=False,
+        pin_memory=pin_memory,
+    )
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **common)
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator, **common)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator, **common
+    )
 
 
 def _one_thread(_: int) -> None:
@@ -204,17 +243,39 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def train_dataset(manifest: str | Path, frames: int, size: int, *, frame_step: int = 0, fps: float = 0.0,
-                  shards: str | Path | None = None, scale: tuple[float, float] = (0.3, 1.0),
-                  ratio: tuple[float, float] = (0.75, 1.35), hflip: bool = True, backend: Backend = "auto",
-                  seed: int = 0) -> TrainClips:
+def train_dataset(
+    manifest: str | Path,
+    frames: int,
+    size: int,
+    *,
+    frame_step: int = 0,
+    fps: float = 0.0,
+    shards: str | Path | None = None,
+    scale: tuple[float, float] = (0.3, 1.0),
+    ratio: tuple[float, float] = (0.75, 1.35),
+    hflip: bool = True,
+    backend: Backend = "auto",
+    seed: int = 0,
+) -> TrainClips:
     """Training clips from one manifest, streamed from its files or read from its shard cache."""
     source = open_source(manifest, shards, backend)
-    return TrainClips(source, ClipSpec(frames, frame_step, fps), size, RandomResizedCropFlip(size, scale, ratio, hflip), seed)
+    return TrainClips(
+        source, ClipSpec(frames, frame_step, fps), size, RandomResizedCropFlip(size, scale, ratio, hflip), seed
+    )
 
 
-def eval_dataset(manifest: str | Path, frames: int, size: int, segments: int, views: int, *, frame_step: int = 0,
-                 fps: float = 0.0, shards: str | Path | None = None, backend: Backend = "auto") -> EvalClips:
+def eval_dataset(
+    manifest: str | Path,
+    frames: int,
+    size: int,
+    segments: int,
+    views: int,
+    *,
+    frame_step: int = 0,
+    fps: float = 0.0,
+    shards: str | Path | None = None,
+    backend: Backend = "auto",
+) -> EvalClips:
     source = open_source(manifest, shards, backend)
     return EvalClips(source, ClipSpec(frames, frame_step, fps), size, segments, views)
 
@@ -227,4 +288,3 @@ def open_source(manifest: str | Path, shards: str | Path | None = None, backend:
 
         return ShardSource(shards, expect_manifest=read_manifest(manifest))
     return ManifestSource(manifest, backend)
-

@@ -23,7 +23,9 @@ def carve(manifest: Manifest, fraction: float, seed: int) -> tuple[list[Sample],
     label_of_file: dict[str, int] = {}  # in manifest order
     for sample in manifest.samples:
         if label_of_file.setdefault(sample.path, sample.label) != sample.label:
-            raise ManifestError(f"{manifest.path}: {sample.path} carries two labels; a dev split keeps a file in one part")
+            raise ManifestError(
+                f"{manifest.path}: {sample.path} carries two labels; a dev split keeps a file in one part"
+            )
     files_of_label: dict[int, list[str]] = defaultdict(list)
     for path, label in label_of_file.items():
         files_of_label[label].append(path)
@@ -40,8 +42,9 @@ def carve(manifest: Manifest, fraction: float, seed: int) -> tuple[list[Sample],
     return train, val
 
 
-def write_dev_split(manifest_path: str | Path, out_dir: str | Path, fraction: float = 0.2,
-                    seed: int = 0) -> tuple[Path, Path]:
+def write_dev_split(
+    manifest_path: str | Path, out_dir: str | Path, fraction: float = 0.2, seed: int = 0
+) -> tuple[Path, Path]:
     """Write `<out_dir>/<stem>.devtrain.tsv` and `.devval.tsv` (label maps beside them; paths portable
     from the new location); return both paths."""
     manifest = read_manifest(manifest_path)

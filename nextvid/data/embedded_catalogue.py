@@ -29,13 +29,30 @@ class Benchmark:
         return self.frames == 1
 
 
-FMNIST_CLASSES = ("t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
+FMNIST_CLASSES = (
+    "t-shirt_top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+)
 BENCHMARKS = (
     Benchmark("images", "IN1K", "object class from a still image (image path)", FMNIST_CLASSES, 1, 1),
     Benchmark("appearance", "K400", "object class in a video with motion as nuisance", FMNIST_CLASSES, 32, 2),
     Benchmark("motion", "SSv2", "motion pattern; object class random: needs time", synth.MOTIONS, 32, 3),
-    Benchmark("motion_sequence", "Diving48", "ordered pair of motions over a clip twice as long: needs temporal order",
-              tuple(synth.sequence_name(p) for p in synth.SEQUENCES), 64, 4),
+    Benchmark(
+        "motion_sequence",
+        "Diving48",
+        "ordered pair of motions over a clip twice as long: needs temporal order",
+        tuple(synth.sequence_name(p) for p in synth.SEQUENCES),
+        64,
+        4,
+    ),
 )
 # samples per class (train, val)
 SCALES: dict[str, dict[str, tuple[int, int]]] = {

@@ -33,8 +33,10 @@ _FOOTAGE_CACHE: dict[tuple, tuple[Footage, ...]] = {}
 
 def load_footage(sources_dir: Path, record: dict) -> tuple[Footage, ...]:
     """Decode all source videos (cached per process: repeated builds, e.g. in tests, decode once)."""
-    key = (str(sources_dir.resolve()), tuple(record[f"videos/{sources.video_path(sources_dir, n).name}"]["sha256"]
-                                             for n in sources.VIDEO_NAMES))
+    key = (
+        str(sources_dir.resolve()),
+        tuple(record[f"videos/{sources.video_path(sources_dir, n).name}"]["sha256"] for n in sources.VIDEO_NAMES),
+    )
     if key not in _FOOTAGE_CACHE:
         _FOOTAGE_CACHE.clear()
         _FOOTAGE_CACHE[key] = tuple(_decode(n, sources.video_path(sources_dir, n)) for n in sources.VIDEO_NAMES)
@@ -60,8 +62,12 @@ def _small_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
         return np.asarray(frame.to_image().resize(size, Image.BILINEAR, reducing_gap=2.0))
     planes = []
     for plane in frame.planes:
-        a = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
-        planes.append(np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize(size, Image.BILINEAR, reducing_gap=2.0), dtype=np.int32))
+        a = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        planes.append(
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(a)).resize(size, Image.BILINEAR, reducing_gap=2.0), dtype=np.int32
+            )
+        )
     y, u, v = planes
     if frame.format.name == "yuvj420p":  # full range
         y, u, v = (y * 219 + 127) // 255 + 16, (u - 128) * 224 // 255 + 128, (v - 128) * 224 // 255 + 128
@@ -70,7 +76,9 @@ def _small_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
     return ((rgb + 128) >> 8).clip(0, 255).astype(np.uint8)
 
 
-def background_clip(footage: tuple[Footage, ...], rng: np.random.Generator, split: str, frames: int) -> tuple[np.ndarray, dict]:
+def background_clip(
+    footage: tuple[Footage, ...], rng: np.random.Generator, split: str, frames: int
+) -> tuple[np.ndarray, dict]:
     """A SIZE x SIZE crop of a random real video from the split's time range; played forward then
     backward (ping-pong) when the range is shorter than the clip."""
     v = footage[int(rng.integers(len(footage)))]
@@ -80,7 +88,7 @@ def background_clip(footage: tuple[Footage, ...], rng: np.random.Generator, spli
     h, w = v.frames.shape[1:3]
     y0, x0 = int(rng.integers(0, h - SIZE + 1)), int(rng.integers(0, w - SIZE + 1))
     flip = bool(rng.random() < 0.5)
-    clip = v.frames[idx, y0:y0 + SIZE, x0:x0 + SIZE]
+    clip = v.frames[idx, y0 : y0 + SIZE, x0 : x0 + SIZE]
     clip = np.ascontiguousarray(clip[:, :, ::-1] if flip else clip)
     return clip, {"video": v.name, "start": start, "x0": x0, "y0": y0, "flip": flip}
 
@@ -104,4 +112,3 @@ def real_windows(v: Footage, scale: str) -> list[tuple[int, int]]:
     elif starts[-1] + length < hi:
         starts.append(hi - length)
     return [(s, s + length) for s in starts]
-

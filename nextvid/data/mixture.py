@@ -92,9 +92,19 @@ class MixtureDataset(Dataset):
         return SkipLog(max_fraction, total=None, min_seen=min_seen, name="pretraining mixture")
 
     def describe(self) -> dict:
-        return {"seed": self.sampler.seed, "sources": [
-            {"name": n, "weight": float(p), "samples": len(s), "rejected": len(s.source.rejected), **s.source.describe()}
-            for n, p, s in zip(self.names, self.sampler.probs, self.sources)]}
+        return {
+            "seed": self.sampler.seed,
+            "sources": [
+                {
+                    "name": n,
+                    "weight": float(p),
+                    "samples": len(s),
+                    "rejected": len(s.source.rejected),
+                    **s.source.describe(),
+                }
+                for n, p, s in zip(self.names, self.sampler.probs, self.sources)
+            ],
+        }
 
 
 def pretraining_dataset(cfg, frames: int) -> MixtureDataset:
@@ -103,9 +113,13 @@ def pretraining_dataset(cfg, frames: int) -> MixtureDataset:
     data, size = cfg.data, cfg.model.encoder.image_size
     if not data.sources:
         raise ValueError("data.sources: no pretraining sources configured")
-    spec = ClipSpec(frames, frame_step=data.frame_step) if data.frame_step > 0 else ClipSpec(frames, fps=data.sample_fps)
+    spec = (
+        ClipSpec(frames, frame_step=data.frame_step) if data.frame_step > 0 else ClipSpec(frames, fps=data.sample_fps)
+    )
     augment = RandomResizedCropFlip(size, tuple(data.crop_scale), tuple(data.crop_aspect), data.hflip)
-    sources = [TrainClips(open_source(Path(s.manifest), s.shards or None), spec, size, augment, cfg.seed) for s in data.sources]
+    sources = [
+        TrainClips(open_source(Path(s.manifest), s.shards or None), spec, size, augment, cfg.seed) for s in data.sources
+    ]
     return MixtureDataset(sources, [s.weight for s in data.sources], cfg.seed, [s.name for s in data.sources])
 
 
@@ -127,7 +141,11 @@ def read_mixture(path: str | Path) -> list[dict]:
         missing = {"name", "manifest", "weight"} - set(e)
         if missing:
             raise UserInputError(f"{path}: sources.{i} lacks {', '.join(sorted(missing))}")
-        src = {"name": e["name"], "weight": float(e["weight"]), "manifest": str((path.parent / e["manifest"]).resolve())}
+        src = {
+            "name": e["name"],
+            "weight": float(e["weight"]),
+            "manifest": str((path.parent / e["manifest"]).resolve()),
+        }
         if e.get("shards"):
             src["shards"] = str((path.parent / e["shards"]).resolve())
         out.append(src)
@@ -148,8 +166,16 @@ def absolute_sources(sources: Sequence) -> list[dict]:
     return out
 
 
-def cache_mixture(mixture: str | Path, out_dir: str | Path, *, step: int = 1, size: Optional[int] = None,
-                  backend: str = "auto", workers: int = 0, max_bad_fraction: float = 0.05) -> Path:
+def cache_mixture(
+    mixture: str | Path,
+    out_dir: str | Path,
+    *,
+    step: int = 1,
+    size: Optional[int] = None,
+    backend: str = "auto",
+    workers: int = 0,
+    max_bad_fraction: float = 0.05,
+) -> Path:
     """Decode every source of a mixture once into a shard cache (nextvid.data.shards) and write
     `out_dir/mixture.json`: the same sources and weights, each with its `shards`. Returns that path.
 
@@ -163,11 +189,19 @@ def cache_mixture(mixture: str | Path, out_dir: str | Path, *, step: int = 1, si
     out = Path(out_dir)
     entries = []
     for src in read_mixture(mixture):
-        extract(src["manifest"], out / src["name"], step=step, size=size, backend=backend, workers=workers,
-                max_bad_fraction=max_bad_fraction)
+        extract(
+            src["manifest"],
+            out / src["name"],
+            step=step,
+            size=size,
+            backend=backend,
+            workers=workers,
+            max_bad_fraction=max_bad_fraction,
+        )
         entries.append({**src, "shards": src["name"]})
     spec = json.loads(Path(mixture).read_text())
-    spec.update(sources=entries, paths="shards relative to this file, manifests absolute",
-                cache={"step": step, "size": size})
+    spec.update(
+        sources=entries, paths="shards relative to this file, manifests absolute", cache={"step": step, "size": size}
+    )
     atomic_write_json(out / "mixture.json", spec)
     return out / "mixture.json"

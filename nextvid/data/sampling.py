@@ -44,7 +44,9 @@ class ClipSpec:
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
         if (self.frame_step > 0) == (self.fps > 0):
-            raise ValueError(f"set exactly one of frame_step (> 0) and fps (> 0); got frame_step={self.frame_step}, fps={self.fps}")
+            raise ValueError(
+                f"set exactly one of frame_step (> 0) and fps (> 0); got frame_step={self.frame_step}, fps={self.fps}"
+            )
         if self.short not in ("pad", "loop"):
             raise ValueError(f"short must be 'pad' or 'loop', got {self.short!r}")
 

@@ -39,8 +39,15 @@ class ShardError(RuntimeError):
     """A shard cache is missing, incomplete or does not belong to the manifest it is used with."""
 
 
-def decode_for_cache(path: str, start: Optional[int], end: Optional[int], step: int, size: Optional[int],
-                     max_frames: Optional[int], backend: Backend) -> tuple[np.ndarray, float, int]:
+def decode_for_cache(
+    path: str,
+    start: Optional[int],
+    end: Optional[int],
+    step: int,
+    size: Optional[int],
+    max_frames: Optional[int],
+    backend: Backend,
+) -> tuple[np.ndarray, float, int]:
     """(frames (n, H, W, 3) uint8, the video's fps, the first original frame index) of what the cache
     stores for one sample. Raises BadInputError."""
     from nextvid.data.transforms import centre_square
@@ -50,11 +57,13 @@ def decode_for_cache(path: str, start: Optional[int], end: Optional[int], step: 
         first = start or 0
         stop = reader.num_frames if end is None else min(end, reader.num_frames)
         if stop <= first:
-            raise BadInputError(path, "no_frames", f"frame window [{start}, {end}) is empty in a {reader.num_frames}-frame video")
+            raise BadInputError(
+                path, "no_frames", f"frame window [{start}, {end}) is empty in a {reader.num_frames}-frame video"
+            )
         idx = np.arange(first, stop, step)
         if max_frames is not None and len(idx) > max_frames:
             off = (len(idx) - max_frames) // 2
-            idx = idx[off:off + max_frames]
+            idx = idx[off : off + max_frames]
         frames = reader.get(idx)
         fps = reader.fps
     finally:
@@ -72,9 +81,18 @@ def _decode_job(args: tuple) -> tuple[int, object]:
         return i, BadRecord.from_error(err, i)
 
 
-def extract(manifest: Manifest | str | Path, out_dir: str | Path, *, step: int = 1, size: Optional[int] = None,
-            max_frames: Optional[int] = None, backend: Backend = "auto", workers: int = 0,
-            shard_bytes: int = 1 << 31, max_bad_fraction: float = 0.05) -> dict:
+def extract(
+    manifest: Manifest | str | Path,
+    out_dir: str | Path,
+    *,
+    step: int = 1,
+    size: Optional[int] = None,
+    max_frames: Optional[int] = None,
+    backend: Backend = "auto",
+    workers: int = 0,
+    shard_bytes: int = 1 << 31,
+    max_bad_fraction: float = 0.05,
+) -> dict:
     """Decode the manifest into shards under `out_dir`; return the index. Bad files are skipped,
     logged and recorded in the index; more than `max_bad_fraction` of them raises TooManyBadInputs
     (and leaves any previous cache in place)."""
@@ -86,13 +104,18 @@ def extract(manifest: Manifest | str | Path, out_dir: str | Path, *, step: int =
     skips = SkipLog(max_bad_fraction, total=len(manifest.samples) + len(manifest.rejected), name=str(manifest.path))
     for rec in manifest.rejected:
         skips.add(rec)
-    jobs = [(i, str(manifest.resolve(s)), s.start_frame, s.end_frame, step, size, max_frames, backend)
-            for i, s in enumerate(manifest.samples)]
+    jobs = [
+        (i, str(manifest.resolve(s)), s.start_frame, s.end_frame, step, size, max_frames, backend)
+        for i, s in enumerate(manifest.samples)
+    ]
     token = uuid.uuid4().hex[:8]
     shards: list[dict] = []
     samples: list[dict] = []
     shape: Optional[tuple[int, int]] = None
-    with _ShardWriter(out, token, shard_bytes) as writer, Progress(len(jobs), f"clip cache {Path(manifest.path).name}", "samples") as progress:
+    with (
+        _ShardWriter(out, token, shard_bytes) as writer,
+        Progress(len(jobs), f"clip cache {Path(manifest.path).name}", "samples") as progress,
+    ):
         for done, (i, result) in enumerate(_run(jobs, workers), 1):
             progress.update(done)
             s = manifest.samples[i]
@@ -104,28 +127,56 @@ def extract(manifest: Manifest | str | Path, out_dir: str | Path, *, step: int =
             if shape is None:
                 shape = frames.shape[1:3]
             elif frames.shape[1:3] != shape:
-                raise ShardError(f"{manifest.resolve(s)}: frames are {frames.shape[2]}x{frames.shape[1]}, the cache's "
-                                 f"are {shape[1]}x{shape[0]}; pass a size to resize every sample to size x size")
+                raise ShardError(
+                    f"{manifest.resolve(s)}: frames are {frames.shape[2]}x{frames.shape[1]}, the cache's "
+                    f"are {shape[1]}x{shape[0]}; pass a size to resize every sample to size x size"
+                )
             shard, offset = writer.append(frames)
             skips.add_good()
-            samples.append({"row": i, "path": s.path, "label": s.label, "shard": shard, "offset": offset,
-                            "length": len(frames), "fps": fps / step if fps > 0 else 0.0, "first_frame": first})
+            samples.append(
+                {
+                    "row": i,
+                    "path": s.path,
+                    "label": s.label,
+                    "shard": shard,
+                    "offset": offset,
+                    "length": len(frames),
+                    "fps": fps / step if fps > 0 else 0.0,
+                    "first_frame": first,
+                }
+            )
         shards = writer.shards
     skips.check()
     if not samples:
         raise ShardError(f"{manifest.path}: no sample could be decoded; nothing to cache")
     index = {
-        "version": VERSION, "manifest": str(manifest.path), "manifest_sha256": manifest.sha256,
-        "step": step, "size": size, "max_frames": max_frames, "height": int(shape[0]), "width": int(shape[1]),
-        "backend": backend, "shards": shards, "samples": samples, "skips": skips.to_dict(),
+        "version": VERSION,
+        "manifest": str(manifest.path),
+        "manifest_sha256": manifest.sha256,
+        "step": step,
+        "size": size,
+        "max_frames": max_frames,
+        "height": int(shape[0]),
+        "width": int(shape[1]),
+        "backend": backend,
+        "shards": shards,
+        "samples": samples,
+        "skips": skips.to_dict(),
     }
     atomic_write_json(out / INDEX, index)
     keep = {s["file"] for s in shards}
     for old in out.glob("shard-*.u8"):
         if old.name not in keep:
             old.unlink()
-    log.info("%s: cached %d samples (%d frames) in %d shards under %s; %s", manifest.path, len(samples),
-             sum(s["frames"] for s in shards), len(shards), out, skips.summary())
+    log.info(
+        "%s: cached %d samples (%d frames) in %d shards under %s; %s",
+        manifest.path,
+        len(samples),
+        sum(s["frames"] for s in shards),
+        len(shards),
+        out,
+        skips.summary(),
+    )
     return index
 
 
@@ -214,16 +265,22 @@ class ShardSource:
         self.dir = Path(cache_dir)
         index_path = self.dir / INDEX
         if not index_path.is_file():
-            raise ShardError(f"{self.dir}: no {INDEX} (not a shard cache, or its extraction did not finish); "
-                             "run `nextvid data cache` to build it")
+            raise ShardError(
+                f"{self.dir}: no {INDEX} (not a shard cache, or its extraction did not finish); "
+                "run `nextvid data cache` to build it"
+            )
         import json
 
         self.index = json.loads(index_path.read_text())
         if self.index["version"] != VERSION:
-            raise ShardError(f"{index_path}: cache version {self.index['version']}, this code reads {VERSION}; rebuild it")
+            raise ShardError(
+                f"{index_path}: cache version {self.index['version']}, this code reads {VERSION}; rebuild it"
+            )
         if expect_manifest is not None and self.index["manifest_sha256"] != expect_manifest.sha256:
-            raise ShardError(f"{self.dir} was built from a manifest with sha256 {self.index['manifest_sha256'][:12]}…, "
-                             f"not {expect_manifest.path} ({expect_manifest.sha256[:12]}…): the cache is stale; rebuild it")
+            raise ShardError(
+                f"{self.dir} was built from a manifest with sha256 {self.index['manifest_sha256'][:12]}…, "
+                f"not {expect_manifest.path} ({expect_manifest.sha256[:12]}…): the cache is stale; rebuild it"
+            )
         self.step = int(self.index["step"])
         self.samples = self.index["samples"]
         self.shape = (int(self.index["height"]), int(self.index["width"]))
@@ -257,18 +314,25 @@ class ShardSource:
             sh = self.index["shards"][s["shard"]]
             mm = np.memmap(self.dir / sh["file"], dtype=np.uint8, mode="r", shape=(sh["frames"], *self.shape, 3))
             self._maps[s["shard"]] = mm
-        return ShardFrames(mm[s["offset"]:s["offset"] + s["length"]], float(s["fps"]))
+        return ShardFrames(mm[s["offset"] : s["offset"] + s["length"]], float(s["fps"]))
 
     def adapt(self, spec: ClipSpec) -> ClipSpec:
         """A frame step in the original videos' frames becomes one in cached frames."""
         if spec.frame_step <= 0 or self.step == 1:
             return spec
         if spec.frame_step % self.step:
-            raise ShardError(f"{self.dir}: cached every {self.step} frames; frame_step {spec.frame_step} "
-                             "is not a multiple of it (rebuild the cache with a step that divides it)")
+            raise ShardError(
+                f"{self.dir}: cached every {self.step} frames; frame_step {spec.frame_step} "
+                "is not a multiple of it (rebuild the cache with a step that divides it)"
+            )
         return ClipSpec(spec.frames, spec.frame_step // self.step, 0.0, spec.short)
 
     def describe(self) -> dict:
-        return {"kind": "shards", "shards": str(self.dir), "manifest": self.index["manifest"],
-                "manifest_sha256": self.index["manifest_sha256"], "step": self.step, "size": self.index["size"]}
-
+        return {
+            "kind": "shards",
+            "shards": str(self.dir),
+            "manifest": self.index["manifest"],
+            "manifest_sha256": self.index["manifest_sha256"],
+            "step": self.step,
+            "size": self.index["size"],
+        }

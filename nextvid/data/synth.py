@@ -50,6 +50,7 @@ def sequence_name(pair: tuple[str, str]) -> str:
 
 # --- trajectories ---------------------------------------------------------------------------------
 
+
 def still_pose(rng: np.random.Generator) -> Trajectory:
     """Images benchmark: one large, nearly upright object anywhere in the central region."""
     size = rng.uniform(64, 104)
@@ -77,7 +78,7 @@ def motion_trajectory(motion: str, rng: np.random.Generator, frames: int) -> Tra
         return _place(rng, ux * dist * t, uy * dist * t, np.full(frames, rng.uniform(40, 64)), np.full(frames, angle0))
     if motion in ("zoom_in", "zoom_out"):
         small, ratio = rng.uniform(32, 44), rng.uniform(1.6, 2.0)
-        grow = small * ratio ** t
+        grow = small * ratio**t
         return _place(rng, zero, zero, grow if motion == "zoom_in" else grow[::-1].copy(), np.full(frames, angle0))
     if motion in ("rotate_cw", "rotate_ccw"):
         turn = rng.uniform(120, 240) * (1 if motion == "rotate_cw" else -1)
@@ -102,6 +103,7 @@ def sequence_trajectory(pair: tuple[str, str], rng: np.random.Generator, frames:
 
 def _place(rng: np.random.Generator, dx, dy, size, angle) -> Trajectory:
     """Shift the relative path by a start point drawn uniformly among those keeping it inside [LO, HI]."""
+
     def start(d: np.ndarray) -> float:
         lo, hi = LO - d.min(), HI - d.max()
         return float(rng.uniform(lo, hi)) if hi > lo else (lo + hi) / 2
@@ -111,6 +113,7 @@ def _place(rng: np.random.Generator, dx, dy, size, angle) -> Trajectory:
 
 
 # --- sprites and rendering ------------------------------------------------------------------------
+
 
 def random_tint(rng: np.random.Generator) -> tuple[int, int, int]:
     """A saturated, bright colour: the object stands out from most real backgrounds."""
@@ -123,7 +126,10 @@ def make_sprite(image28: np.ndarray, tint: tuple[int, int, int]) -> Image.Image:
     transparent elsewhere, so it is visible on light and dark backgrounds alike."""
     gray = np.asarray(Image.fromarray(image28).resize((SPRITE_RES, SPRITE_RES), Image.BICUBIC), dtype=np.float32) / 255
     alpha = np.clip((gray - 0.02) / 0.1, 0, 1)
-    ring = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(7)), dtype=np.float32) / 255
+    ring = (
+        np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(7)), dtype=np.float32)
+        / 255
+    )
     shade = 0.35 + 0.65 * gray
     colour = np.asarray(tint, dtype=np.float32)[None, None] * shade[..., None]
     outline = np.full(3, 20.0, dtype=np.float32)
@@ -139,8 +145,9 @@ def render(sprite: Image.Image, traj: Trajectory, background: np.ndarray) -> np.
     h, w = background.shape[1:3]
     out = np.empty_like(background)
     for i in range(len(traj)):
-        layer = np.asarray(sprite.transform((w, h), Image.AFFINE, _inverse_affine(traj, i), resample=Image.BILINEAR),
-                           dtype=np.float32)
+        layer = np.asarray(
+            sprite.transform((w, h), Image.AFFINE, _inverse_affine(traj, i), resample=Image.BILINEAR), dtype=np.float32
+        )
         a = layer[..., 3:] / 255
         bg = background[i].astype(np.float32)
         out[i] = (bg + (layer[..., :3] - bg) * a).round().clip(0, 255).astype(np.uint8)

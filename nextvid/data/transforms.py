@@ -131,12 +131,15 @@ class SpatialViews:
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 -> (V, C, T, size, size) float."""
         x = resize_short_side(as_tchw(frames), self.short_side or self.size)
-        crops = [x[..., top:top + self.size, left:left + self.size] for top, left in view_origins(x.shape[-2], x.shape[-1], self.size, self.views)]
+        crops = [
+            x[..., top : top + self.size, left : left + self.size]
+            for top, left in view_origins(x.shape[-2], x.shape[-1], self.size, self.views)
+        ]
         return torch.stack([to_model(c) for c in crops])
 
 
 def centre_square(frames: np.ndarray, size: int) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8: the centre view, for fixed-shape caches."""
     x = resize_short_side(as_tchw(frames), size)
-    (top, left), = view_origins(x.shape[-2], x.shape[-1], size, 1)
-    return x[..., top:top + size, left:left + size].permute(0, 2, 3, 1).contiguous().numpy()
+    ((top, left),) = view_origins(x.shape[-2], x.shape[-1], size, 1)
+    return x[..., top : top + size, left : left + size].permute(0, 2, 3, 1).contiguous().numpy()

@@ -142,17 +142,29 @@ class DecordFrames:
         except (RuntimeError, decord.DECORDError) as err:
             if not self._dropped_last and self.num_frames > 1 and idx.max() == self.num_frames - 1:
                 # decord's frame count can include one frame that does not decode: drop it, retry once
-                log.debug("%s: frame %d of %d does not decode; treating the video as %d frames",
-                          self.path, self.num_frames - 1, self.num_frames, self.num_frames - 1)
+                log.debug(
+                    "%s: frame %d of %d does not decode; treating the video as %d frames",
+                    self.path,
+                    self.num_frames - 1,
+                    self.num_frames,
+                    self.num_frames - 1,
+                )
                 self.num_frames -= 1
                 self._dropped_last = True
                 return self.get(indices)
             if self.fallback:
-                log.debug("%s: decord cannot decode frames %s (%s); decoding with PyAV", self.path, idx.tolist(), _first_line(err))
+                log.debug(
+                    "%s: decord cannot decode frames %s (%s); decoding with PyAV",
+                    self.path,
+                    idx.tolist(),
+                    _first_line(err),
+                )
                 self._pyav = PyAVFrames(self.path)
                 self.num_frames = self._pyav.num_frames
                 return self._pyav.get(indices)
-            raise BadInputError(self.path, "decode_error", f"frames {idx.min()}..{idx.max()}: {_first_line(err)}") from None
+            raise BadInputError(
+                self.path, "decode_error", f"frames {idx.min()}..{idx.max()}: {_first_line(err)}"
+            ) from None
 
     def close(self) -> None:
         del self._vr
@@ -239,8 +251,9 @@ def _classify(path: str, detail: str) -> tuple[str, str]:
         info = probe(path, "pyav")
     except BadInputError as err:
         return err.reason, err.detail
-    return "unsupported_codec", (f"decord cannot read it ({detail}) but PyAV decodes all {info['num_frames']} "
-                                 "frames: use backend auto or pyav")
+    return "unsupported_codec", (
+        f"decord cannot read it ({detail}) but PyAV decodes all {info['num_frames']} frames: use backend auto or pyav"
+    )
 
 
 def _first_line(err: BaseException) -> str:
@@ -259,13 +272,19 @@ def probe(path: str | Path, backend: Backend = "auto") -> dict:
         except BadInputError as err:
             raise BadInputError(err.path, "no_frames", err.detail) from None
         reader.get(np.array([reader.num_frames - 1]))
-        return {"num_frames": int(reader.num_frames), "fps": float(reader.fps),
-                "height": int(first.shape[1]), "width": int(first.shape[2])}
+        return {
+            "num_frames": int(reader.num_frames),
+            "fps": float(reader.fps),
+            "height": int(first.shape[1]),
+            "width": int(first.shape[2]),
+        }
     finally:
         reader.close()
 
 
-def read_all(path: str | Path, backend: Backend = "auto", step: int = 1, limit: Optional[int] = None) -> tuple[np.ndarray, float]:
+def read_all(
+    path: str | Path, backend: Backend = "auto", step: int = 1, limit: Optional[int] = None
+) -> tuple[np.ndarray, float]:
     """Every `step`-th frame (at most `limit`) and the video's fps: for extraction and tests."""
     reader = open_frames(path, backend)
     try:
@@ -275,8 +294,15 @@ def read_all(path: str | Path, backend: Backend = "auto", step: int = 1, limit: 
         reader.close()
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 25, codec: str = "libx264", keyframe_every: Optional[int] = None,
-                options: Optional[dict[str, str]] = None, exact_yuv: bool = False) -> None:
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float = 25,
+    codec: str = "libx264",
+    keyframe_every: Optional[int] = None,
+    options: Optional[dict[str, str]] = None,
+    exact_yuv: bool = False,
+) -> None:
     """Encode (T, H, W, 3) uint8 frames (H, W even) with PyAV, yuv420p, a keyframe every second by
     default (docs/data.md §10: 25-35% faster random access than x264's default GOP), written atomically.
     `exact_yuv`: convert RGB -> YUV here (rgb_to_yuv420p) rather than in FFmpeg, whose rgb24 path
@@ -312,8 +338,8 @@ def rgb_to_yuv420p(frames: np.ndarray) -> np.ndarray:
     out = np.empty((t, h * 3 // 2, w), dtype=np.uint8)
     out[:, :h] = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
     r, g, b = ((a[:, ::2, ::2] + a[:, 1::2, ::2] + a[:, ::2, 1::2] + a[:, 1::2, 1::2] + 2) >> 2 for a in (r, g, b))
-    out[:, h:h + h // 4] = (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128).reshape(t, h // 4, w)
-    out[:, h + h // 4:] = (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128).reshape(t, h // 4, w)
+    out[:, h : h + h // 4] = (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128).reshape(t, h // 4, w)
+    out[:, h + h // 4 :] = (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128).reshape(t, h // 4, w)
     return out
 
 

@@ -106,7 +106,13 @@ def as_head_mask(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return mask.unsqueeze(1)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor | FrameMask] = None, fused: bool = True) -> torch.Tensor:
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: Optional[torch.Tensor | FrameMask] = None,
+    fused: bool = True,
+) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v for (B, H, N, d) tensors; mask: boolean (N, M) or (B, N, M), True = may
     attend, or a FrameMask (FlexAttention where it says so, else its dense form).
 
@@ -132,7 +138,9 @@ class RopeAttention(AttentionRope):
     """timm's `AttentionRope` (same parameters and init) with our forward: RoPE by `apply_rope` on the
     complex form from `Rope3D.cis`, then `attention`. No prefix tokens, no q/k norm, no gate."""
 
-    def forward(self, x, rope: Optional[torch.Tensor] = None, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False):
+    def forward(
+        self, x, rope: Optional[torch.Tensor] = None, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False
+    ):
         B, N, C = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         if rope is not None:
@@ -149,7 +157,12 @@ class RopeBlock(EvaBlock):
     def __init__(self, dim: int, heads: int, **kwargs):
         super().__init__(dim, heads, num_prefix_tokens=0, attn_type="rope", **kwargs)
         a = self.attn
-        if type(a) is not AttentionRope or a.qkv is None or a.gate is not None or not all(isinstance(m, nn.Identity) for m in (a.q_norm, a.k_norm, a.norm)):
+        if (
+            type(a) is not AttentionRope
+            or a.qkv is None
+            or a.gate is not None
+            or not all(isinstance(m, nn.Identity) for m in (a.q_norm, a.k_norm, a.norm))
+        ):
             raise TypeError("RopeBlock supports timm's plain AttentionRope only (no q/k norm, no gate)")
         self.attn.__class__ = RopeAttention
 

@@ -119,7 +119,9 @@ class FlowDecoder(nn.Module):
         if cfg.condition == "cross":  # z_t only as keys/values, projected once
             self.input = nn.Linear(target_dim, cfg.width)
             self.context = nn.Linear(cond_dim, cfg.width)
-            self.blocks = nn.ModuleList(CrossDiTBlock(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.attention == "frame") for _ in range(cfg.depth))
+            self.blocks = nn.ModuleList(
+                CrossDiTBlock(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.attention == "frame") for _ in range(cfg.depth)
+            )
         else:
             self.input = nn.Linear(cond_dim + target_dim, cfg.width)
             self.blocks = nn.ModuleList(DiTBlock(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
@@ -131,7 +133,9 @@ class FlowDecoder(nn.Module):
             nn.init.zeros_(module.weight)  # adaLN-Zero: every block starts as the identity
             nn.init.zeros_(module.bias)
 
-    def forward(self, x_tau: torch.Tensor, cond: torch.Tensor, tau: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x_tau: torch.Tensor, cond: torch.Tensor, tau: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
         """Velocity for noisy targets x_tau (B, F, P, C_t) given z (B, F, P, D), tau (B, F) and
         positions (B, F, P, 3) of F token-frames with P positions each."""
         B, F, P, _ = x_tau.shape
@@ -189,13 +193,17 @@ class FlowDecoder(nn.Module):
         # repeated, and the full-size tensors get one kernel each (docs/performance.md)
         h0 = noise.to(target.dtype).view(draws, B, F, P, C)
         velocity_target = target.unsqueeze(0) - h0  # h1 - h0
-        x_tau = torch.addcmul(h0, tau.view(draws, B, F, 1, 1).to(target.dtype), velocity_target)  # (1 - tau) h0 + tau h1
+        x_tau = torch.addcmul(
+            h0, tau.view(draws, B, F, 1, 1).to(target.dtype), velocity_target
+        )  # (1 - tau) h0 + tau h1
         cond, positions = (t.repeat(draws, *([1] * (t.dim() - 1))) for t in (cond, positions))
         velocity = self(x_tau.flatten(0, 1), cond, tau, positions)
         return mse_loss(velocity.float(), velocity_target.flatten(0, 1).float())
 
     @torch.no_grad()
-    def sample(self, cond, positions, steps: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(
+        self, cond, positions, steps: Optional[int] = None, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """Euler ODE from noise (tau = 0) to data (tau = 1); no guidance."""
         steps = steps or self.cfg.sample_steps
         B, F, P, _ = cond.shape
@@ -206,8 +214,9 @@ class FlowDecoder(nn.Module):
         return x
 
 
-
-def per_sample_noise(seeds: Sequence[int], draws: int, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, torch.Tensor]:
+def per_sample_noise(
+    seeds: Sequence[int], draws: int, shape: tuple[int, int, int], device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """tau (draws*B, F) and noise (draws*B, F, P, C), draw-major like `Tensor.repeat(draws, ...)`,
     each sample's values drawn from its own generator. One small loop over the batch, not tokens."""
     taus, noises = [], []

@@ -47,7 +47,9 @@ class Encoder(nn.Module):
         self.rope = Rope3D(cfg.width // cfg.heads, cfg.rope_base)
         rates = calculate_drop_path_rates(cfg.drop_path, cfg.depth)
         self.blocks = nn.ModuleList(
-            RopeBlock(cfg.width, cfg.heads, qkv_bias=True, mlp_ratio=timm_mlp_ratio(cfg.width, cfg.mlp_ratio), drop_path=rate)
+            RopeBlock(
+                cfg.width, cfg.heads, qkv_bias=True, mlp_ratio=timm_mlp_ratio(cfg.width, cfg.mlp_ratio), drop_path=rate
+            )
             for rate in rates
         )
         self.norm = nn.LayerNorm(cfg.width, eps=1e-6)

@@ -83,7 +83,11 @@ class NextVid(PretrainModel):
         self.reference = copy.deepcopy(self.encoder).requires_grad_(False) if obj.alignment and obj.ema else None
         predictor_cls = IsolatedPredictor if cfg.model.predictor.context_isolation else JointPredictor
         self.predictor = predictor_cls(cfg.model.predictor, width, width, cfg.model.encoder.rope_base)
-        self.decoder = FlowDecoder(cfg.model.decoder, width, target_dim(cfg), cfg.model.encoder.rope_base) if obj.generation else None
+        self.decoder = (
+            FlowDecoder(cfg.model.decoder, width, target_dim(cfg), cfg.model.encoder.rope_base)
+            if obj.generation
+            else None
+        )
 
     def forward(
         self,
@@ -144,7 +148,9 @@ class NextVid(PretrainModel):
         return ref.view(video.shape[0], Tp, H * W, -1)
 
     @torch.no_grad()
-    def generate_next_frames(self, video: torch.Tensor, keep: Optional[torch.Tensor] = None, steps: Optional[int] = None, generator=None):
+    def generate_next_frames(
+        self, video: torch.Tensor, keep: Optional[torch.Tensor] = None, steps: Optional[int] = None, generator=None
+    ):
         """For figures: targets of token-frames 1..T'-1 sampled from the flow decoder, each conditioned
         on the (optionally masked) context of the frames before it. Returns (B, T'-1, P, C_t)."""
         if self.decoder is None:
@@ -165,7 +171,13 @@ class VideoMAE(PretrainModel):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         self.reference = None
-        self.decoder = JointPredictor(cfg.model.predictor, cfg.model.encoder.width, self.pixels.dim, cfg.model.encoder.rope_base, rule="bidirectional")
+        self.decoder = JointPredictor(
+            cfg.model.predictor,
+            cfg.model.encoder.width,
+            self.pixels.dim,
+            cfg.model.encoder.rope_base,
+            rule="bidirectional",
+        )
 
     def forward(self, video, masks, tau_draws: int = 1, targets=None, generator=None, noise_seeds=None):
         """`tau_draws`, `generator`, `noise_seeds`: the trainer's NExT-Vid arguments; a regression objective draws no noise."""
@@ -194,7 +206,9 @@ class ARRegression(PretrainModel):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         self.reference = None
-        self.predictor = JointPredictor(cfg.model.predictor, cfg.model.encoder.width, self.pixels.dim, cfg.model.encoder.rope_base)
+        self.predictor = JointPredictor(
+            cfg.model.predictor, cfg.model.encoder.width, self.pixels.dim, cfg.model.encoder.rope_base
+        )
 
     def forward(self, video, masks, tau_draws: int = 1, targets=None, generator=None, noise_seeds=None):
         """`tau_draws`, `generator`, `noise_seeds`: the trainer's NExT-Vid arguments; a regression objective draws no noise."""
@@ -240,7 +254,11 @@ def apply_compute(model: PretrainModel, compute: ComputeConfig) -> None:
     """The config's `compute` settings on the modules they concern: per-block activation checkpointing
     of the encoder, the predictor and the decoder (a baseline's regression decoder included), and the
     masked-attention kernel everywhere."""
-    for name, on in (("encoder", compute.checkpoint_encoder), ("predictor", compute.checkpoint_predictor), ("decoder", compute.checkpoint_decoder)):
+    for name, on in (
+        ("encoder", compute.checkpoint_encoder),
+        ("predictor", compute.checkpoint_predictor),
+        ("decoder", compute.checkpoint_decoder),
+    ):
         if getattr(model, name, None) is not None:
             getattr(model, name).checkpoint_blocks = on
     for module in model.modules():

@@ -27,20 +27,29 @@ class PixelTarget(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) -> (B, T', H'*W', C_t)."""
-        return rearrange(video, "b c (t pt) (h ph) (w pw) -> b t (h w) (pt ph pw c)", pt=self.tubelet, ph=self.patch, pw=self.patch)
+        return rearrange(
+            video, "b c (t pt) (h ph) (w pw) -> b t (h w) (pt ph pw c)", pt=self.tubelet, ph=self.patch, pw=self.patch
+        )
 
     def to_video(self, tokens: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
         """Inverse of forward: (B, T', H'*W', C_t) -> (B, C, T, H, W) (for figures)."""
         return rearrange(
-            tokens, "b t (h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)",
-            h=grid_hw[0], pt=self.tubelet, ph=self.patch, pw=self.patch, c=self.channels,
+            tokens,
+            "b t (h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)",
+            h=grid_hw[0],
+            pt=self.tubelet,
+            ph=self.patch,
+            pw=self.patch,
+            c=self.channels,
         )
 
 
 class VaeTarget(nn.Module):
     """Frozen VAE latents (the distribution's mean: deterministic targets), normalised per channel."""
 
-    def __init__(self, vae: nn.Module, mean: torch.Tensor, std: torch.Tensor, tubelet: int, patch: int, downsample: int):
+    def __init__(
+        self, vae: nn.Module, mean: torch.Tensor, std: torch.Tensor, tubelet: int, patch: int, downsample: int
+    ):
         super().__init__()
         if patch % downsample:
             raise ConfigError(f"target.latent_downsample: {downsample} does not divide the patch size {patch}")
@@ -80,7 +89,9 @@ def load_vae_target(cfg: Config) -> VaeTarget:
     try:
         from diffusers import AutoencoderKL
     except ImportError as err:
-        raise ConfigError("target.kind: vae needs the optional dependency diffusers (pip install 'nextvid[vae]')") from err
+        raise ConfigError(
+            "target.kind: vae needs the optional dependency diffusers (pip install 'nextvid[vae]')"
+        ) from err
     path = Path(cfg.target.vae_path)
     if not (path / "config.json").is_file():
         raise ConfigError(f"target.vae_path: {path} is not a diffusers AutoencoderKL directory (no config.json)")

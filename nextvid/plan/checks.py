@@ -73,7 +73,9 @@ def check_vae(plan: Plan, name: str) -> None:
         )
     clash = sorted(set_keys(exp["pretrain"]["set"]) & VAE_TARGET_KEYS)
     if clash:
-        raise PlanError(f"{where}.pretrain.set", f"{clash} would undo what the workflow-trained VAE sets (change it with vae.set)")
+        raise PlanError(
+            f"{where}.pretrain.set", f"{clash} would undo what the workflow-trained VAE sets (change it with vae.set)"
+        )
 
 
 def check_probe(plan: Plan, name: str) -> None:

@@ -35,7 +35,9 @@ class Plan(ProbePlan):
         if not gen:
             return []
         step = self.final_step(name)
-        return [str(layout.generate_dir(name, v, s, step) / "samples.npz") for v in gen["variants"] for s in exp["seeds"]]
+        return [
+            str(layout.generate_dir(name, v, s, step) / "samples.npz") for v in gen["variants"] for s in exp["seeds"]
+        ]
 
     def generation_dirs(self, name: str) -> str:
         """The generation directories, as shell arguments (quoted)."""
@@ -50,7 +52,11 @@ class Plan(ProbePlan):
         if not tsne:
             return []
         return [
-            str(layout.features_file(name, v, seed, 0 if v in REFERENCE_VARIANTS else self.final_step(name), tsne["benchmark"]))
+            str(
+                layout.features_file(
+                    name, v, seed, 0 if v in REFERENCE_VARIANTS else self.final_step(name), tsne["benchmark"]
+                )
+            )
             for v in variants
             for seed in seeds
         ]
@@ -93,8 +99,12 @@ class Plan(ProbePlan):
     def figure_inputs(self, name: str, fig: str) -> dict[str, list[str]]:
         """What a figure is drawn from: probe results (Fig. 4), generations (Fig. 5), runs (Fig. 6),
         pooled features (Fig. 7)."""
-        source = {"fig4": ("metrics", self.probe_metrics_files), "fig5": ("samples", self.generation_files),
-                  "fig6": ("runs", self.run_done_files), "fig7": ("features", self.tsne_feature_files)}
+        source = {
+            "fig4": ("metrics", self.probe_metrics_files),
+            "fig5": ("samples", self.generation_files),
+            "fig6": ("runs", self.run_done_files),
+            "fig7": ("features", self.tsne_feature_files),
+        }
         key, files = source[fig]
         return {key: files(name)}
 

@@ -34,8 +34,13 @@ log = logging.getLogger(__name__)
 
 
 def bench_probe(
-    source: TokenSource, protocol: ProbeProtocol, data: ProbeData, device: str | torch.device = "cpu",
-    chunk: int = 1, workers: int = 0, work_dir: Optional[str | Path] = None,
+    source: TokenSource,
+    protocol: ProbeProtocol,
+    data: ProbeData,
+    device: str | torch.device = "cpu",
+    chunk: int = 1,
+    workers: int = 0,
+    work_dir: Optional[str | Path] = None,
 ) -> dict[str, Any]:
     if protocol.augment:
         raise ValueError("bench probe compares caching with recomputing: use a protocol without augmentation")
@@ -45,11 +50,16 @@ def bench_probe(
         grid = run_probe(source, protocol, data, root / "cached_grid", device, chunk, workers, cache_train=True)
         time_grid = time.perf_counter() - t
         chosen = grid["results"]["heldout_selected" if "heldout_selected" in grid["results"] else "best_on_val"]
-        single = merge(protocol, {"grid": {"lr": [chosen["lr"]], "weight_decay": [chosen["weight_decay"]]}, "holdout_fraction": 0.0})
+        single = merge(
+            protocol,
+            {"grid": {"lr": [chosen["lr"]], "weight_decay": [chosen["weight_decay"]]}, "holdout_fraction": 0.0},
+        )
         t = time.perf_counter()
         naive = run_probe(source, single, data, root / "recompute_one_head", device, chunk, workers, cache_train=False)
         time_naive = time.perf_counter() - t
-        same = run_probe(source, single, data, root / "cached_grid", device, chunk, workers, cache_train=True)  # (a)'s features
+        same = run_probe(
+            source, single, data, root / "cached_grid", device, chunk, workers, cache_train=True
+        )  # (a)'s features
     finally:
         shutil.rmtree(root, ignore_errors=True)
     heads = len(protocol.grid.pairs())
@@ -72,7 +82,9 @@ def bench_probe(
         "top1_recomputed": naive_top1,
         "top1_in_grid": grid_top1,
         "accuracy_delta": abs(cached_top1 - naive_top1),
-        "val_nll_delta": abs(same["results"]["best_on_val"]["nll"] - naive["results"]["best_on_val"]["nll"]),  # 0: bit-identical heads
+        "val_nll_delta": abs(
+            same["results"]["best_on_val"]["nll"] - naive["results"]["best_on_val"]["nll"]
+        ),  # 0: bit-identical heads
         "accuracy_delta_vs_grid": abs(grid_top1 - naive_top1),
         # the precision both runs computed in, and whether bf16 is native here (where it is not,
         # `precision: auto` ran fp32; a forced bf16 run's times would measure torch's emulation)
@@ -81,28 +93,49 @@ def bench_probe(
         "timing_cached_s": grid["timing_s"],
         "timing_recomputed_s": naive["timing_s"],
     }
-    log.info("bench probe: speedup %.1fx (%d heads), one head %.1fx, accuracy delta %.3f", result["speedup"], heads, result["speedup_one_head"], result["accuracy_delta"])
+    log.info(
+        "bench probe: speedup %.1fx (%d heads), one head %.1fx, accuracy delta %.3f",
+        result["speedup"],
+        heads,
+        result["speedup_one_head"],
+        result["accuracy_delta"],
+    )
     return result
 
 
 # `nextvid bench probe` (nextvid.commands.bench adds --out and --json)
+
 
 def configure(parser) -> None:
     """What to probe: the arguments of `nextvid probe`; plus where the two runs write their features."""
     from nextvid.probe.inputs import add_probe_arguments
 
     add_probe_arguments(parser)
-    parser.add_argument("--work-dir", default=None, help="where the two runs' features go while they run (default: the system's temp dir); removed after")
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        help="where the two runs' features go while they run (default: the system's temp dir); removed after",
+    )
 
 
 def measure(args) -> dict[str, Any]:
     from nextvid.probe.inputs import resolve_probe
 
     protocol, source, data, device = resolve_probe(args)
-    result = bench_probe(source, protocol, data, device, chunk=args.extract_batch, workers=args.workers, work_dir=args.work_dir)
+    result = bench_probe(
+        source, protocol, data, device, chunk=args.extract_batch, workers=args.workers, work_dir=args.work_dir
+    )
     result["probe_benchmark"] = result.pop("benchmark")  # the command's "benchmark" key names the bench: probe
-    return {**result, "checkpoint": args.checkpoint, "train_manifest": protocol.train_manifest, "val_manifest": protocol.val_manifest,
-            "device": str(device), "threads": torch.get_num_threads(), "extract_batch": args.extract_batch, "workers": args.workers}
+    return {
+        **result,
+        "checkpoint": args.checkpoint,
+        "train_manifest": protocol.train_manifest,
+        "val_manifest": protocol.val_manifest,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "extract_batch": args.extract_batch,
+        "workers": args.workers,
+    }
 
 
 def table(result: dict[str, Any]) -> str:
@@ -118,6 +151,11 @@ def table(result: dict[str, Any]) -> str:
         f"accuracy delta (c) vs (b) {r['accuracy_delta']:.3f} points; the head inside (a)'s grid: {r['top1_in_grid']:.2f} "
         f"(delta {r['accuracy_delta_vs_grid']:.3f}, float rounding of the shared products)",
         f"precision {r['precision']} (bf16 native: {r['bf16_native']}"
-        + ("" if r["bf16_native"] or r["precision"] == "fp32" else "; bf16 is emulated here: these times measure the emulation") + ")",
+        + (
+            ""
+            if r["bf16_native"] or r["precision"] == "fp32"
+            else "; bf16 is emulated here: these times measure the emulation"
+        )
+        + ")",
     ]
     return "\n".join(lines)

@@ -45,14 +45,28 @@ def eval_short_side(resolution: int, views: int) -> int:
     return round(resolution * 256 / 224) if views == 1 else resolution
 
 
-def eval_clips(protocol: ProbeProtocol, source: ManifestSource, views: int, epoch: int = 0,
-               augment: RandomResizedCropFlip | None = None) -> EvalClips:
+def eval_clips(
+    protocol: ProbeProtocol,
+    source: ManifestSource,
+    views: int,
+    epoch: int = 0,
+    augment: RandomResizedCropFlip | None = None,
+) -> EvalClips:
     """One split's clips as the protocol reads them: its clip spec, resolution and segments, `views`
     deterministic views (or one `augment`ed view per segment, drawn from the protocol's seed and `epoch`)."""
     short = 0 if augment is not None else eval_short_side(protocol.resolution, views)
     spec = ClipSpec(protocol.frames, frame_step=protocol.frame_step)
-    return EvalClips(source, spec, protocol.resolution, protocol.segments, views, augment=augment, seed=protocol.seed,
-                     epoch=epoch, short_side=short)
+    return EvalClips(
+        source,
+        spec,
+        protocol.resolution,
+        protocol.segments,
+        views,
+        augment=augment,
+        seed=protocol.seed,
+        epoch=epoch,
+        short_side=short,
+    )
 
 
 def probe_data(protocol: ProbeProtocol, backend: Backend = "auto") -> ProbeData:
@@ -76,8 +90,17 @@ def probe_data(protocol: ProbeProtocol, backend: Backend = "auto") -> ProbeData:
         fixed = eval_clips(protocol, train_source, 1)
         train_clips = lambda epoch: fixed  # noqa: E731
     record = {
-        "train_manifest": str(train.path), "train_sha256": train.sha256,
-        "val_manifest": str(val.path), "val_sha256": val.sha256,
-        "clip_reader": "nextvid.data.datasets.EvalClips over ManifestSource", "backend": backend,
+        "train_manifest": str(train.path),
+        "train_sha256": train.sha256,
+        "val_manifest": str(val.path),
+        "val_sha256": val.sha256,
+        "clip_reader": "nextvid.data.datasets.EvalClips over ManifestSource",
+        "backend": backend,
     }
-    return ProbeData(train_clips, eval_clips(protocol, val_source, protocol.views), num_classes, eval_clips(protocol, train_source, protocol.views), record)
+    return ProbeData(
+        train_clips,
+        eval_clips(protocol, val_source, protocol.views),
+        num_classes,
+        eval_clips(protocol, train_source, protocol.views),
+        record,
+    )

@@ -102,8 +102,13 @@ def load_token_source(checkpoint: str, which: str, protocol: ProbeProtocol) -> T
     causal = enc.causal and not protocol.bidirectional
     module = EncoderTokens(encoder, layers, causal)
     record.update(
-        encoder=kind, encoder_requested=which, layers=layers, depth=enc.depth, width=enc.width,
-        attention_mask="frame_causal" if causal else "bidirectional", pretrain_causal=enc.causal,
+        encoder=kind,
+        encoder_requested=which,
+        layers=layers,
+        depth=enc.depth,
+        width=enc.width,
+        attention_mask="frame_causal" if causal else "bidirectional",
+        pretrain_causal=enc.causal,
     )
     return TokenSource(module, module.dim, kind, enc.tubelet, record)
 
@@ -119,17 +124,33 @@ def _resolve_checkpoint(checkpoint: str, protocol: ProbeProtocol) -> tuple[Confi
     preset = random_preset(checkpoint)
     if preset is not None:
         cfg, state = get_preset(preset), None
-        record: dict[str, Any] = {"path": checkpoint, "step": 0, "clips_seen": 0, "preset": preset, "seed": protocol.seed, "sha256": None}
+        record: dict[str, Any] = {
+            "path": checkpoint,
+            "step": 0,
+            "clips_seen": 0,
+            "preset": preset,
+            "seed": protocol.seed,
+            "sha256": None,
+        }
     else:
         state = ckpt.load(checkpoint)
         cfg = from_dict(Config, state["config"])
-        step = int(state["step"])  # clips seen: recorded by the trainer; a function of the schedule for older checkpoints
+        step = int(
+            state["step"]
+        )  # clips seen: recorded by the trainer; a function of the schedule for older checkpoints
         clips = int(state.get("samples_seen", samples_before(cfg.schedule, step)))
-        record = {"path": str(checkpoint), "step": step, "clips_seen": clips,
-                  "sha256": sha256_file(checkpoint), "config_hash": cfg.training_hash()}
+        record = {
+            "path": str(checkpoint),
+            "step": step,
+            "clips_seen": clips,
+            "sha256": sha256_file(checkpoint),
+            "config_hash": cfg.training_hash(),
+        }
     record["pretrain_resolution"] = cfg.model.encoder.image_size
     if protocol.resolution % cfg.model.encoder.patch_size:
-        raise ConfigError(f"resolution: {protocol.resolution} is not a multiple of the patch size {cfg.model.encoder.patch_size}")
+        raise ConfigError(
+            f"resolution: {protocol.resolution} is not a multiple of the patch size {cfg.model.encoder.patch_size}"
+        )
     if protocol.frames % cfg.model.encoder.tubelet:
         raise ConfigError(f"frames: {protocol.frames} is not a multiple of the tubelet {cfg.model.encoder.tubelet}")
     cfg = merge(cfg, {"model": {"encoder": {"image_size": protocol.resolution}}})

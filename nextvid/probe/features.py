@@ -63,15 +63,21 @@ def skip_log(clips: ClipSet, max_fraction: float, name: str) -> SkipLog:
     return SkipLog(max_fraction, total=len(clips), name=name)
 
 
-def encode_views(tokens_of: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor, segments: int, views: int, chunk: int,
-                 bf16: bool) -> torch.Tensor:
+def encode_views(
+    tokens_of: Callable[[torch.Tensor], torch.Tensor],
+    video: torch.Tensor,
+    segments: int,
+    views: int,
+    chunk: int,
+    bf16: bool,
+) -> torch.Tensor:
     """(n, S*V, C, T, H, W) -> (n, V, S*N, D) fp16: the tokens of a view's segments concatenated.
     The encoder runs on `chunk` samples' clips at a time (the same chunks give the same bits), under
     bf16 autocast if asked."""
     n = video.shape[0]
     out = []
     for start in range(0, n, chunk):
-        part = video[start:start + chunk]
+        part = video[start : start + chunk]
         with torch.autocast(device_type=video.device.type, dtype=torch.bfloat16, enabled=bf16):
             tokens = tokens_of(part.flatten(0, 1)).float()  # (m*S*V, N, D)
         m, (N, D) = part.shape[0], tokens.shape[1:]
@@ -112,8 +118,18 @@ def feature_key(**parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def build_store(path: Path, clips: ClipSet, tokens_of, key: str, device: torch.device, chunk: int = 1, workers: int = 0,
-                max_bad_fraction: float = 0.05, name: str = "", bf16: bool = False) -> FeatureStore:
+def build_store(
+    path: Path,
+    clips: ClipSet,
+    tokens_of,
+    key: str,
+    device: torch.device,
+    chunk: int = 1,
+    workers: int = 0,
+    max_bad_fraction: float = 0.05,
+    name: str = "",
+    bf16: bool = False,
+) -> FeatureStore:
     """Encode every good sample of `clips` once (reusing a complete store with the same key; its skip
     log is checked against `max_bad_fraction` again). Bad samples are skipped and counted; more than
     `max_bad_fraction` of them raises TooManyBadInputs."""
@@ -126,20 +142,32 @@ def build_store(path: Path, clips: ClipSet, tokens_of, key: str, device: torch.d
         return store
     meta_path.unlink(missing_ok=True)  # the .json marks a complete store: remove it first
     skips = skip_log(clips, max_bad_fraction, name)
-    loader = make_loader(clips, batch_sampler=[list(range(i, min(i + chunk, len(clips)))) for i in range(0, len(clips), chunk)], workers=workers)
+    loader = make_loader(
+        clips,
+        batch_sampler=[list(range(i, min(i + chunk, len(clips)))) for i in range(0, len(clips), chunk)],
+        workers=workers,
+    )
     labels, indices, markers, row = [], [], [], 0
     progress = Progress(len(clips), f"{name} features", "samples")
     with atomic_path(path.with_suffix(".npy")) as tmp, progress:
         array = None
         for batch in loader:
             markers += [rec["index"] for rec in batch["skipped"]]
-            progress.update(row + len(batch.get("index", ())) + len(markers), f"{len(markers)} skipped" if markers else "")
+            progress.update(
+                row + len(batch.get("index", ())) + len(markers), f"{len(markers)} skipped" if markers else ""
+            )
             if skips.consume(batch) is None:  # raises TooManyBadInputs past the limit
                 continue
-            feats = encode_views(tokens_of, batch["video"].to(device), clips.segments, clips.views, chunk, bf16).cpu().numpy()
+            feats = (
+                encode_views(tokens_of, batch["video"].to(device), clips.segments, clips.views, chunk, bf16)
+                .cpu()
+                .numpy()
+            )
             if array is None:  # room for every sample; a store reads only its first len(indices) rows
-                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(clips),) + feats.shape[1:])
-            array[row:row + len(feats)] = feats
+                array = np.lib.format.open_memmap(
+                    tmp, mode="w+", dtype=np.float16, shape=(len(clips),) + feats.shape[1:]
+                )
+            array[row : row + len(feats)] = feats
             row += len(feats)
             labels += batch["label"].tolist()
             indices += batch["index"].tolist()
@@ -148,7 +176,9 @@ def build_store(path: Path, clips: ClipSet, tokens_of, key: str, device: torch.d
         array.flush()
         del array
     if len(set(indices) | set(markers)) != len(indices) + len(markers) or len(indices) + len(markers) != len(clips):
-        raise ValueError(f"{name}: {len(clips)} samples, but {len(indices)} encoded and {len(markers)} skipped with distinct indices: a sample was returned twice or lost")
+        raise ValueError(
+            f"{name}: {len(clips)} samples, but {len(indices)} encoded and {len(markers)} skipped with distinct indices: a sample was returned twice or lost"
+        )
     if skips.bad:
         log.warning("%s: %s", name, skips.summary())
     atomic_write_json(meta_path, {"key": key, "labels": labels, "indices": indices, "skipped": skips.to_dict()})
@@ -165,16 +195,31 @@ class CachedTrainFeatures:
 
     cached = True
 
-    def __init__(self, store: FeatureStore, prepare: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 dtype: torch.dtype = torch.float32, max_bytes: int = 2 << 30, chunk: int = 256):
+    def __init__(
+        self,
+        store: FeatureStore,
+        prepare: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        dtype: torch.dtype = torch.float32,
+        max_bytes: int = 2 << 30,
+        chunk: int = 256,
+    ):
         self.store = store
         self.skips = store.skips
         self.prepared_rows: Optional[torch.Tensor] = None
         size = len(store) * math.prod(store.array.shape[2:]) * torch.finfo(dtype).bits // 8  # view 0 of each row
         if prepare is not None and size <= max_bytes and len(store):
-            self.prepared_rows = torch.cat([prepare(torch.from_numpy(np.array(store.array[i:i + chunk, 0]))).to(dtype) for i in range(0, len(store), chunk)])
+            self.prepared_rows = torch.cat(
+                [
+                    prepare(torch.from_numpy(np.array(store.array[i : i + chunk, 0]))).to(dtype)
+                    for i in range(0, len(store), chunk)
+                ]
+            )
         elif prepare is not None:
-            log.info("training features: %.1f GiB once prepared, over the %.1f GiB limit; preparing them per batch", size / 2**30, max_bytes / 2**30)
+            log.info(
+                "training features: %.1f GiB once prepared, over the %.1f GiB limit; preparing them per batch",
+                size / 2**30,
+                max_bytes / 2**30,
+            )
 
     @property
     def prepared(self) -> bool:
@@ -201,8 +246,16 @@ class LiveTrainFeatures:
     cached = False
     prepared = False
 
-    def __init__(self, clips_for_epoch: Callable[[int], ClipSet], tokens_of, device: torch.device, chunk: int = 1, workers: int = 0,
-                 max_bad_fraction: float = 0.05, bf16: bool = False):
+    def __init__(
+        self,
+        clips_for_epoch: Callable[[int], ClipSet],
+        tokens_of,
+        device: torch.device,
+        chunk: int = 1,
+        workers: int = 0,
+        max_bad_fraction: float = 0.05,
+        bf16: bool = False,
+    ):
         self.clips_for_epoch, self.tokens_of, self.device, self.bf16 = clips_for_epoch, tokens_of, device, bf16
         self.chunk, self.workers, self.max_bad_fraction = chunk, workers, max_bad_fraction
         self.skips: Optional[SkipLog] = None
@@ -215,7 +268,9 @@ class LiveTrainFeatures:
             if skips.consume(batch) is None:
                 yield None
                 continue
-            feats = encode_views(self.tokens_of, batch["video"].to(self.device), clips.segments, clips.views, self.chunk, self.bf16)
+            feats = encode_views(
+                self.tokens_of, batch["video"].to(self.device), clips.segments, clips.views, self.chunk, self.bf16
+            )
             yield feats[:, 0], batch["label"], batch["index"].tolist()  # fp16, as a cached store gives them
         self.bad_per_epoch.append(skips.bad)
         if self.skips is None:

@@ -79,7 +79,9 @@ def trainable_encoder(source: TokenSource) -> tuple[nn.Module, Optional[list[int
     if isinstance(module, EncoderTokens):
         return copy.deepcopy(module.encoder).train().requires_grad_(True), list(module.layers), module.causal
     if not any(True for _ in module.parameters()):
-        raise ConfigError(f"--finetune: the {source.kind} token source has no weights to train (raw pixels have no encoder)")
+        raise ConfigError(
+            f"--finetune: the {source.kind} token source has no weights to train (raw pixels have no encoder)"
+        )
     return copy.deepcopy(module).train().requires_grad_(True), None, False
 
 
@@ -115,15 +117,26 @@ class Clips:
             return
         for positions in batches:
             kept = [p for p in positions if p in self.held]
-            yield (torch.stack([self.held[p][0] for p in kept]), torch.tensor([self.held[p][1] for p in kept]), kept) if kept else None
+            yield (
+                (torch.stack([self.held[p][0] for p in kept]), torch.tensor([self.held[p][1] for p in kept]), kept)
+                if kept
+                else None
+            )
 
 
 def _bytes(clips: ClipSet, protocol: ProbeProtocol, views: int) -> int:
-    return len(clips) * protocol.segments * views * 3 * protocol.frames * protocol.resolution ** 2 * 4
+    return len(clips) * protocol.segments * views * 3 * protocol.frames * protocol.resolution**2 * 4
 
 
-def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, out_dir, device="cpu", workers: int = 0,
-                 encoder_lr_scale: float = 1.0) -> dict:
+def run_finetune(
+    source: TokenSource,
+    protocol: ProbeProtocol,
+    data: ProbeData,
+    out_dir,
+    device="cpu",
+    workers: int = 0,
+    encoder_lr_scale: float = 1.0,
+) -> dict:
     """Finetune one model per grid entry, evaluate each on val (and the selection copies on the
     held-out part); returns (and writes) the metrics. The encoder's learning rate is the grid's
     times `encoder_lr_scale` (the head's is the grid's)."""
@@ -140,13 +153,21 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     t = time.perf_counter()
     keep_train = not protocol.augment and _bytes(train0, protocol, 1) <= CLIP_CACHE_BYTES
     train = Clips(train0, keep_train, protocol.max_bad_fraction, "train", workers)
-    val = Clips(data.val_clips, _bytes(data.val_clips, protocol, protocol.views) <= CLIP_CACHE_BYTES, protocol.max_bad_fraction, "val", workers)
+    val = Clips(
+        data.val_clips,
+        _bytes(data.val_clips, protocol, protocol.views) <= CLIP_CACHE_BYTES,
+        protocol.max_bad_fraction,
+        "val",
+        workers,
+    )
     _, held = fit.holdout_split(train0.labels, protocol.holdout_fraction, protocol.seed)
     heldout = None
     if held:
         same = not protocol.augment and protocol.views == 1
         if not same and data.heldout_clips is None:
-            raise ValueError("the protocol's training views differ from its evaluation views: ProbeData.heldout_clips is required")
+            raise ValueError(
+                "the protocol's training views differ from its evaluation views: ProbeData.heldout_clips is required"
+            )
         heldout = train if same else Clips(data.heldout_clips, False, protocol.max_bad_fraction, "heldout", workers)
     timing["decode_kept_clips"] = time.perf_counter() - t
 
@@ -155,7 +176,19 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     val_probs, held_probs, losses, changes, val_rows, held_rows = [], [], [], [], [], []
     t = time.perf_counter()
     for r, (lr, wd, excluded) in enumerate(runs):
-        model, loss, change = _train(source, protocol, data, train, excluded, lr, wd, encoder_lr_scale, device, resolved, f"finetune {r + 1}/{len(runs)} (lr {lr:g})")
+        model, loss, change = _train(
+            source,
+            protocol,
+            data,
+            train,
+            excluded,
+            lr,
+            wd,
+            encoder_lr_scale,
+            device,
+            resolved,
+            f"finetune {r + 1}/{len(runs)} (lr {lr:g})",
+        )
         losses.append(loss)
         changes.append(change)
         if excluded:
@@ -169,32 +202,59 @@ def run_finetune(source: TokenSource, protocol: ProbeProtocol, data: ProbeData, 
     val_scores = fit.scores(torch.stack(val_probs), torch.tensor([data.val_clips.labels[p] for p in val_rows]))
     held_scores = None
     if held:
-        pad = torch.stack([torch.zeros_like(held_probs[0])] * len(pairs) + held_probs)  # rows n..2n-1: the selection copies
+        pad = torch.stack(
+            [torch.zeros_like(held_probs[0])] * len(pairs) + held_probs
+        )  # rows n..2n-1: the selection copies
         held_scores = fit.scores(pad, torch.tensor([train0.labels[p] for p in held_rows]))
     trained = fit.TrainedGrid(grid=None, pairs=pairs, has_selection=bool(held), final_loss=losses)
     rules = fit.select(trained, val_scores, held_scores)
     precision = "bf16 autocast" if resolved == "bf16" else "fp32"
-    features = {"dim": source.dim, "device": str(device), "encoder_precision": precision, "heads_precision": precision,
-                "precision": precisions.describe(protocol.precision, resolved, device), "train": "none: the encoder is trained (no feature cache)"}
+    features = {
+        "dim": source.dim,
+        "device": str(device),
+        "encoder_precision": precision,
+        "heads_precision": precision,
+        "precision": precisions.describe(protocol.precision, resolved, device),
+        "train": "none: the encoder is trained (no feature cache)",
+    }
     skipped = {"train": train.skips.to_dict(), "val": val.skips.to_dict()}
-    record = {**data.record, "num_train": train.skips.seen - train.skips.bad, "num_heldout": len(held_rows), "num_val": len(val_rows),
-              "num_classes": data.num_classes, "skipped": {k: v["bad"] for k, v in skipped.items()}, "max_bad_fraction": protocol.max_bad_fraction}
-    metrics = report.build_metrics(protocol, source.record, record, features, trained, val_scores, held_scores, rules, timing, skipped)
+    record = {
+        **data.record,
+        "num_train": train.skips.seen - train.skips.bad,
+        "num_heldout": len(held_rows),
+        "num_val": len(val_rows),
+        "num_classes": data.num_classes,
+        "skipped": {k: v["bad"] for k, v in skipped.items()},
+        "max_bad_fraction": protocol.max_bad_fraction,
+    }
+    metrics = report.build_metrics(
+        protocol, source.record, record, features, trained, val_scores, held_scores, rules, timing, skipped
+    )
     metrics["mode"] = "finetune"
     metrics["finetune"] = {
         "trained": "encoder and attentive head, end to end, with labels",
         "training_clips": "decoded once, kept in RAM" if keep_train else "decoded every epoch",
         "optimizer": "AdamW, one model per (lr, wd), no wd on biases/norms/query, no grad clipping",
         "encoder_lr_scale": encoder_lr_scale,  # the encoder's lr: the grid's lr times this
-        "runs": [{"lr": lr, "weight_decay": wd, "without_heldout": bool(ex), "train_loss": loss, "encoder_relative_change": ch}
-                 for (lr, wd, ex), loss, ch in zip(runs, losses, changes)],
+        "runs": [
+            {
+                "lr": lr,
+                "weight_decay": wd,
+                "without_heldout": bool(ex),
+                "train_loss": loss,
+                "encoder_relative_change": ch,
+            }
+            for (lr, wd, ex), loss, ch in zip(runs, losses, changes)
+        ],
     }
     report.write_metrics(out_dir, metrics)
     log.info("%s (finetune): %s", protocol.benchmark, {name: round(r["top1"], 2) for name, r in rules.items()})
     return metrics
 
 
-def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd, encoder_scale, device, precision, label):
+def _train(
+    source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd, encoder_scale, device, precision, label
+):
     """One model: (model, mean training loss of its last epoch, relative L2 change of the encoder's weights)."""
     model = Finetuned(source, data.num_classes, protocol).to(device)
     before = torch.cat([p.detach().flatten().clone() for p in model.encoder.parameters()])
@@ -234,11 +294,13 @@ def _train(source, protocol, data, train: Clips, excluded: Sequence[int], lr, wd
 
 
 @torch.no_grad()
-def predict(model: Finetuned, clips: Clips, positions: Sequence[int], protocol: ProbeProtocol, device, precision) -> tuple[torch.Tensor, list[int]]:
+def predict(
+    model: Finetuned, clips: Clips, positions: Sequence[int], protocol: ProbeProtocol, device, precision
+) -> tuple[torch.Tensor, list[int]]:
     """(n, C) class probabilities of the good samples among `positions` (softmax averaged over
     their views), in order, and their positions; each sample exactly once."""
     model.eval()
-    batches = [list(positions[i:i + protocol.batch_size]) for i in range(0, len(positions), protocol.batch_size)]
+    batches = [list(positions[i : i + protocol.batch_size]) for i in range(0, len(positions), protocol.batch_size)]
     out, done = [], []
     for item in clips.batches(batches):
         if item is None:

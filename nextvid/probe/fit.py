@@ -33,7 +33,9 @@ class TrainFeatures(Protocol):
     cached: bool
     prepared: bool  # batches are already ProbeGrid.normalize'd
 
-    def epoch(self, epoch: int, batches: list[list[int]]) -> Iterator[Optional[tuple[torch.Tensor, torch.Tensor, list[int]]]]:
+    def epoch(
+        self, epoch: int, batches: list[list[int]]
+    ) -> Iterator[Optional[tuple[torch.Tensor, torch.Tensor, list[int]]]]:
         """Per batch of positions, in order: (features, labels, positions) of its good samples, or
         None when none of them could be read."""
         ...
@@ -59,7 +61,7 @@ def minibatches(rows: Sequence[int], batch_size: int, seed: int, epoch: int) -> 
     """A seeded shuffle of the rows per epoch, cut into batches (the last one may be smaller)."""
     perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(mix_seed(seed, epoch))).tolist()
     order = [rows[i] for i in perm]
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 @dataclass
@@ -71,13 +73,21 @@ class TrainedGrid:
 
 
 def train_grid(
-    features: TrainFeatures, labels: Sequence[int], heldout: Sequence[int], protocol: ProbeProtocol,
-    dim: int, num_classes: int, device: torch.device, bf16: bool,
+    features: TrainFeatures,
+    labels: Sequence[int],
+    heldout: Sequence[int],
+    protocol: ProbeProtocol,
+    dim: int,
+    num_classes: int,
+    device: torch.device,
+    bf16: bool,
 ) -> TrainedGrid:
     """The head grid over `features`; `bf16`: autocast, the protocol's precision as resolved."""
     pairs = protocol.grid.pairs()
     has_selection = len(heldout) > 0
-    grid = ProbeGrid(dim, num_classes, protocol.heads, protocol.mlp_ratio, len(pairs) * (2 if has_selection else 1), protocol.seed).to(device)
+    grid = ProbeGrid(
+        dim, num_classes, protocol.heads, protocol.mlp_ratio, len(pairs) * (2 if has_selection else 1), protocol.seed
+    ).to(device)
     optimizer = make_optimizer(grid, pairs * (2 if has_selection else 1), protocol.betas)
     excluded = torch.zeros(len(labels), dtype=torch.bool)
     excluded[list(heldout)] = True
@@ -98,10 +108,12 @@ def train_grid(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = grid(feats.to(device), normalized=features.prepared).float()  # (G, B, C)
             y = y.to(device)
-            per_sample = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(grid)), reduction="none").view(len(grid), -1)
+            per_sample = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(grid)), reduction="none").view(
+                len(grid), -1
+            )
             weight = torch.ones_like(per_sample)
             if has_selection:
-                weight[len(pairs):, excluded[batch].to(device)] = 0.0
+                weight[len(pairs) :, excluded[batch].to(device)] = 0.0
             per_head = (per_sample * weight).sum(1) / weight.sum(1).clamp(min=1.0)
             optimizer.zero_grad(set_to_none=True)
             per_head.sum().backward()  # heads share no parameters: each gets its own loss's gradient
@@ -111,19 +123,27 @@ def train_grid(
             step += 1
             progress.update(step, f"epoch {epoch + 1}/{protocol.epochs}")
         epoch_loss = (loss_sum / max(seen, 1)).tolist()
-        log.info("epoch %d/%d: training loss of the full heads min %.4f max %.4f", epoch + 1, protocol.epochs, min(epoch_loss[: len(pairs)]), max(epoch_loss[: len(pairs)]))
+        log.info(
+            "epoch %d/%d: training loss of the full heads min %.4f max %.4f",
+            epoch + 1,
+            protocol.epochs,
+            min(epoch_loss[: len(pairs)]),
+            max(epoch_loss[: len(pairs)]),
+        )
     progress.close()
     return TrainedGrid(grid.eval(), pairs, has_selection, epoch_loss)
 
 
 @torch.no_grad()
-def predict(grid: ProbeGrid, store: FeatureStore, rows: Sequence[int], batch_size: int, device: torch.device, bf16: bool = False) -> torch.Tensor:
+def predict(
+    grid: ProbeGrid, store: FeatureStore, rows: Sequence[int], batch_size: int, device: torch.device, bf16: bool = False
+) -> torch.Tensor:
     """(G, len(rows), C) class probabilities, averaged over each sample's views, in `rows` order."""
     if len(set(rows)) != len(rows):
         raise ValueError("predict: a sample is listed twice")
     out, filled = None, torch.zeros(len(rows), dtype=torch.int64)
     for start in range(0, len(rows), batch_size):
-        chunk = list(rows[start:start + batch_size])
+        chunk = list(rows[start : start + batch_size])
         feats, _ = store.read(chunk)  # (B, V, L, D)
         B, V = feats.shape[:2]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -132,8 +152,8 @@ def predict(grid: ProbeGrid, store: FeatureStore, rows: Sequence[int], batch_siz
         probs = probs.view(len(grid), B, V, -1).mean(dim=2).cpu()
         if out is None:
             out = torch.zeros(len(grid), len(rows), probs.shape[-1])
-        out[:, start:start + B] = probs
-        filled[start:start + B] += 1
+        out[:, start : start + B] = probs
+        filled[start : start + B] += 1
     if out is None or not torch.all(filled == 1):
         raise RuntimeError("predict: not every sample was predicted exactly once")
     return out
@@ -151,14 +171,28 @@ def scores(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, list[float]]:
     return out
 
 
-def select(trained: TrainedGrid, val: dict[str, list[float]], heldout: dict[str, list[float]] | None) -> dict[str, dict]:
+def select(
+    trained: TrainedGrid, val: dict[str, list[float]], heldout: dict[str, list[float]] | None
+) -> dict[str, dict]:
     """The two labelled selection rules over the full heads (ties: grid order; held-out ties: NLL)."""
     n = len(trained.pairs)
     best = max(range(n), key=lambda g: (val["top1"][g], -g))
-    rules = {"best_on_val": _rule(trained, best, val, "max over heads of val top-1 (V-JEPA 2 / paper convention: hyper-parameters selected on val)")}
+    rules = {
+        "best_on_val": _rule(
+            trained,
+            best,
+            val,
+            "max over heads of val top-1 (V-JEPA 2 / paper convention: hyper-parameters selected on val)",
+        )
+    }
     if heldout is not None:
         chosen = min(range(n), key=lambda g: (-heldout["top1"][n + g], heldout["nll"][n + g], g))
-        rule = _rule(trained, chosen, val, "(lr, wd) ranked by held-out top-1 of heads trained without the held-out part; reported: the full head with that (lr, wd)")
+        rule = _rule(
+            trained,
+            chosen,
+            val,
+            "(lr, wd) ranked by held-out top-1 of heads trained without the held-out part; reported: the full head with that (lr, wd)",
+        )
         rule.update(heldout_top1=heldout["top1"][n + chosen], heldout_nll=heldout["nll"][n + chosen])
         rules["heldout_selected"] = rule
     return rules

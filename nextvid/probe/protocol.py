@@ -93,7 +93,9 @@ def _embedded(benchmark: str, **kw: Any) -> ProbeProtocol:
     """CPU scale for the tiny preset: 128 px, deterministic views (features cached), 3 lr heads at
     one weight decay (a second moved val top-1 by under 0.1 point on average: docs/grid.md)."""
     grid = GridConfig(lr=(1e-2, 3e-3, 1e-3), weight_decay=(0.01,))
-    base: dict[str, Any] = dict(resolution=128, heads=4, batch_size=64, epochs=20, grid=grid, warmup_epochs=1.0, precision="auto")
+    base: dict[str, Any] = dict(
+        resolution=128, heads=4, batch_size=64, epochs=20, grid=grid, warmup_epochs=1.0, precision="auto"
+    )
     return ProbeProtocol(benchmark=benchmark, **{**base, **kw})
 
 
@@ -102,11 +104,26 @@ PROTOCOLS = {
     "k400": lambda: _paper("k400", frames=16, frame_step=4, segments=8, views=3, batch_size=192, epochs=20),
     "ssv2": lambda: _paper("ssv2", frames=16, frame_step=4, segments=2, views=3, batch_size=96, epochs=20),
     "diving48": lambda: _paper(
-        "diving48", frames=32, frame_step=2, segments=4, views=3, batch_size=48, epochs=100, layers=4,
+        "diving48",
+        frames=32,
+        frame_step=2,
+        segments=4,
+        views=3,
+        batch_size=48,
+        epochs=100,
+        layers=4,
         grid=GridConfig(lr=(1e-3, 3e-4, 1e-4), weight_decay=(0.8,)),
     ),
     "in1k": lambda: _paper(
-        "in1k", image=True, frames=16, frame_step=1, segments=1, views=1, batch_size=384, epochs=20, warmup_epochs=5.0,
+        "in1k",
+        image=True,
+        frames=16,
+        frame_step=1,
+        segments=1,
+        views=1,
+        batch_size=384,
+        epochs=20,
+        warmup_epochs=5.0,
         grid=GridConfig(lr=(2e-3, 1e-3, 5e-4), weight_decay=(5e-4, 2e-3, 8e-3)),
     ),
     # the embedded default (docs/probe.md): what each one tests mirrors the paper's four
@@ -126,7 +143,9 @@ def get_protocol(benchmark: str) -> ProbeProtocol:
     try:
         return PROTOCOLS[benchmark]()
     except KeyError:
-        raise ConfigError(f"benchmark {benchmark!r}: unknown (choose from {', '.join(PROTOCOLS)}, or give --protocol FILE)") from None
+        raise ConfigError(
+            f"benchmark {benchmark!r}: unknown (choose from {', '.join(PROTOCOLS)}, or give --protocol FILE)"
+        ) from None
 
 
 def load_protocol(benchmark: str, file: str | Path | None = None, overrides: list[str] = ()) -> ProbeProtocol:
@@ -162,11 +181,28 @@ def layer_indices(depth: int, layers: int) -> list[int]:
 def validate(p: ProbeProtocol) -> None:
     check_ranges(p)
     _require(bool(p.benchmark), "benchmark", "must be a non-empty name")
-    for key in ("frames", "frame_step", "segments", "views", "resolution", "layers", "heads", "epochs", "batch_size", "pixel_pool"):
+    for key in (
+        "frames",
+        "frame_step",
+        "segments",
+        "views",
+        "resolution",
+        "layers",
+        "heads",
+        "epochs",
+        "batch_size",
+        "pixel_pool",
+    ):
         _require(getattr(p, key) >= 1, key, "must be >= 1")
     _require(p.mlp_ratio > 0, "mlp_ratio", "must be > 0")
-    _require(len(p.grid.lr) >= 1 and all(v > 0 for v in p.grid.lr), "grid.lr", "needs at least one learning rate, all > 0")
-    _require(len(p.grid.weight_decay) >= 1 and all(v >= 0 for v in p.grid.weight_decay), "grid.weight_decay", "needs at least one value, all >= 0")
+    _require(
+        len(p.grid.lr) >= 1 and all(v > 0 for v in p.grid.lr), "grid.lr", "needs at least one learning rate, all > 0"
+    )
+    _require(
+        len(p.grid.weight_decay) >= 1 and all(v >= 0 for v in p.grid.weight_decay),
+        "grid.weight_decay",
+        "needs at least one value, all >= 0",
+    )
     _require(len(set(p.grid.pairs())) == len(p.grid.pairs()), "grid", "(lr, weight_decay) pairs must be distinct")
     _require(0 <= p.holdout_fraction < 0.5, "holdout_fraction", "must be in [0, 0.5)")
     _require(0 <= p.max_bad_fraction < 1, "max_bad_fraction", "must be in [0, 1)")

@@ -42,7 +42,11 @@ def build_metrics(
         row = {"head": g, "lr": lr, "weight_decay": wd, "train_loss": trained.final_loss[g]}
         row.update({f"val_{k}": v[g] for k, v in val.items()})
         if heldout is not None:
-            row.update(heldout_top1=heldout["top1"][n + g], heldout_nll=heldout["nll"][n + g], heldout_train_loss=trained.final_loss[n + g])
+            row.update(
+                heldout_top1=heldout["top1"][n + g],
+                heldout_nll=heldout["nll"][n + g],
+                heldout_train_loss=trained.final_loss[n + g],
+            )
         heads.append(row)
     return {
         "schema": SCHEMA_VERSION,
@@ -101,8 +105,11 @@ def _views(p: ProbeProtocol, views: int) -> str:
     from nextvid.probe.data import eval_short_side
 
     what = "the centre crop" if views == 1 else f"{views} crops spread along the long side"
-    when = ("a still image repeated over the clip's frames" if p.image else
-            f"{p.segments} segment(s) centred on equal parts of the video (short videos padded with their last frame)")
+    when = (
+        "a still image repeated over the clip's frames"
+        if p.image
+        else f"{p.segments} segment(s) centred on equal parts of the video (short videos padded with their last frame)"
+    )
     return f"{when}; short side resized to {eval_short_side(p.resolution, views)}, then {what} of {p.resolution}x{p.resolution}"
 
 

@@ -71,7 +71,9 @@ def run_probe(
 
     t = time.perf_counter()
     _, held = fit.holdout_split(train0.labels, protocol.holdout_fraction, protocol.seed)
-    val_store, train_features, heldout_store, heldout_rows, heldout_how = _features(source, protocol, data, train0, held, out, device, chunk, workers, cache_train, bf16)
+    val_store, train_features, heldout_store, heldout_rows, heldout_how = _features(
+        source, protocol, data, train0, held, out, device, chunk, workers, cache_train, bf16
+    )
     timing["cached_features"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -116,7 +118,9 @@ def run_probe(
         "skipped": {split: skip_log.bad for split, skip_log in skips.items()},
         "max_bad_fraction": protocol.max_bad_fraction,
     }
-    metrics = report.build_metrics(protocol, source.record, record, features, trained, val, heldout, rules, timing, skipped)
+    metrics = report.build_metrics(
+        protocol, source.record, record, features, trained, val, heldout, rules, timing, skipped
+    )
     report.write_metrics(out, metrics)
     log.info("%s: %s", protocol.benchmark, {name: round(r["top1"], 2) for name, r in rules.items()})
     return metrics
@@ -131,18 +135,32 @@ def _features(source, protocol, data, train0, held, out, device, chunk, workers,
     key = dict(source=source.record, protocol={**in_key, "precision": "bf16" if bf16 else "fp32"}, data=data.record)
 
     def store(name, clips, **extra):
-        return build_store(out / "features" / name, clips, tokens_of, feature_key(split=name, **extra, **key), device, chunk, workers,
-                           protocol.max_bad_fraction, name, bf16)
+        return build_store(
+            out / "features" / name,
+            clips,
+            tokens_of,
+            feature_key(split=name, **extra, **key),
+            device,
+            chunk,
+            workers,
+            protocol.max_bad_fraction,
+            name,
+            bf16,
+        )
 
     val_store = store("val", data.val_clips)
     if cache_train:
         train_store = store("train", train0)
         if not set(train_store.indices.tolist()) <= set(range(len(train0))):
-            raise ValueError("the training clip set's items must carry their position as \"index\"")
+            raise ValueError('the training clip set\'s items must carry their position as "index"')
         # normalised once, in the dtype the bf16 matmuls would cast them to anyway (same numbers)
-        train_features = CachedTrainFeatures(train_store, ProbeGrid.normalize, torch.bfloat16 if bf16 else torch.float32)
+        train_features = CachedTrainFeatures(
+            train_store, ProbeGrid.normalize, torch.bfloat16 if bf16 else torch.float32
+        )
     else:
-        train_features = LiveTrainFeatures(data.train_clips, tokens_of, device, chunk, workers, protocol.max_bad_fraction, bf16)
+        train_features = LiveTrainFeatures(
+            data.train_clips, tokens_of, device, chunk, workers, protocol.max_bad_fraction, bf16
+        )
     if not held:
         return val_store, train_features, None, [], None
     same_views = not protocol.augment and protocol.views == 1  # the training views are the evaluation views
@@ -151,20 +169,42 @@ def _features(source, protocol, data, train0, held, out, device, chunk, workers,
         return val_store, train_features, train_store, rows, "the cached training features (same views)"
     clips = train0 if same_views else data.heldout_clips
     if clips is None:
-        raise ValueError("the protocol's training views differ from its evaluation views: ProbeData.heldout_clips is required")
+        raise ValueError(
+            "the protocol's training views differ from its evaluation views: ProbeData.heldout_clips is required"
+        )
     heldout_store = store("heldout", Rows(clips, held), rows=list(held))
-    return val_store, train_features, heldout_store, list(range(len(heldout_store))), "cached (computed once, evaluation views)"
+    return (
+        val_store,
+        train_features,
+        heldout_store,
+        list(range(len(heldout_store))),
+        "cached (computed once, evaluation views)",
+    )
 
 
 # protocol fields that change only the heads (or the skip limit, checked again on reuse), not the
 # cached features, which stay valid (a random-init encoder's seed is in the source's record; augmented
 # training features, which the seed also draws, are never cached)
-_NOT_IN_FEATURES = {"seed", "heads", "mlp_ratio", "epochs", "batch_size", "grid", "lr_schedule", "warmup_epochs", "betas",
-                    "holdout_fraction", "benchmark", "max_bad_fraction"}
+_NOT_IN_FEATURES = {
+    "seed",
+    "heads",
+    "mlp_ratio",
+    "epochs",
+    "batch_size",
+    "grid",
+    "lr_schedule",
+    "warmup_epochs",
+    "betas",
+    "holdout_fraction",
+    "benchmark",
+    "max_bad_fraction",
+}
 
 
 def check_clips(clips: ClipSet, protocol: ProbeProtocol, views: int, name: str) -> None:
     if clips.segments != protocol.segments or clips.views != views:
-        raise ValueError(f"the {name} clip set gives {clips.segments} segments x {clips.views} views, the protocol wants {protocol.segments} x {views}")
+        raise ValueError(
+            f"the {name} clip set gives {clips.segments} segments x {clips.views} views, the protocol wants {protocol.segments} x {views}"
+        )
     if len(clips.labels) != len(clips):
         raise ValueError(f"the {name} clip set has {len(clips)} samples but {len(clips.labels)} labels")

@@ -23,8 +23,17 @@ from nextvid.report.generation import pick_samples
 log = logging.getLogger(__name__)
 
 
-def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder: str = "reference", overrides: list[str] = (),
-                     max_samples: int = 500, device: str = "cpu", chunk: int = 4, backend: str = "auto") -> dict[str, Any]:
+def extract_features(
+    checkpoint: str,
+    benchmark: str,
+    val_manifest: str,
+    encoder: str = "reference",
+    overrides: list[str] = (),
+    max_samples: int = 500,
+    device: str = "cpu",
+    chunk: int = 4,
+    backend: str = "auto",
+) -> dict[str, Any]:
     from nextvid.data.badinput import is_marker
     from nextvid.data.datasets import ManifestSource
     from nextvid.data.manifest import read_manifest
@@ -43,7 +52,7 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
     bf16 = resolve_precision(protocol.precision, torch.device(device), "the protocol's precision") == "bf16"
     feats, labels, indices, skipped = [], [], [], []
     for start in range(0, len(positions), chunk):
-        items = [clips[i] for i in positions[start:start + chunk]]
+        items = [clips[i] for i in positions[start : start + chunk]]
         skipped += [item for item in items if is_marker(item)]
         good = [item for item in items if not is_marker(item)]
         if not good:
@@ -58,12 +67,27 @@ def extract_features(checkpoint: str, benchmark: str, val_manifest: str, encoder
     if skipped:
         log.warning("%d of %d samples could not be read and are left out", len(skipped), len(positions))
     classes = sorted(manifest.label_map, key=manifest.label_map.get)
-    meta = {"source": source.record, "benchmark": protocol.benchmark, "clip_spec": protocol.clip_spec, "frame_step": protocol.frame_step,
-            "resolution": protocol.resolution, "val_manifest": str(val_manifest), "val_sha256": manifest.sha256,
-            "pooling": "mean over tokens, segments and views", "precision": "bf16" if bf16 else "fp32", "max_samples": max_samples, "chosen": len(positions),
-            "skipped": [next(iter(m.values())) for m in skipped]}
-    return {"features": np.concatenate(feats).astype(np.float32), "labels": np.array(labels, dtype=np.int64),
-            "indices": np.array(indices, dtype=np.int64), "classes": np.array(classes), "meta": meta}
+    meta = {
+        "source": source.record,
+        "benchmark": protocol.benchmark,
+        "clip_spec": protocol.clip_spec,
+        "frame_step": protocol.frame_step,
+        "resolution": protocol.resolution,
+        "val_manifest": str(val_manifest),
+        "val_sha256": manifest.sha256,
+        "pooling": "mean over tokens, segments and views",
+        "precision": "bf16" if bf16 else "fp32",
+        "max_samples": max_samples,
+        "chosen": len(positions),
+        "skipped": [next(iter(m.values())) for m in skipped],
+    }
+    return {
+        "features": np.concatenate(feats).astype(np.float32),
+        "labels": np.array(labels, dtype=np.int64),
+        "indices": np.array(indices, dtype=np.int64),
+        "classes": np.array(classes),
+        "meta": meta,
+    }
 
 
 def save_features(path: str | Path, data: dict[str, Any], label: str) -> Path:

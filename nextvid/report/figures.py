@@ -82,8 +82,12 @@ def probe_vs_step(results: pd.DataFrame, out_dir: str | Path) -> Path:
         "Fig. 4 (ours): attentive-probe top-1 on the frozen encoder against the pretraining budget, one panel per benchmark "
         "(labelled with the paper benchmark it mirrors; avg: mean of the IN1K and SSv2 mirrors). Lines: mean over seeds, "
         "band: ± sample std; dashed: reference rows (random-init encoder, raw pixels). Head selection: best on val "
-        "(the paper's convention). " + ("The x axis is clips seen (steps x batch, stage by stage), as the paper plots data seen."
-                                 if x == "clips" else "The x axis is steps: some metrics predate the clips-seen record.")
+        "(the paper's convention). "
+        + (
+            "The x axis is clips seen (steps x batch, stage by stage), as the paper plots data seen."
+            if x == "clips"
+            else "The x axis is steps: some metrics predate the clips-seen record."
+        )
     )
     return save(fig, out_dir, FIG4, caption)
 
@@ -102,15 +106,29 @@ def losses_by_stage(runs: Sequence[Run], out_dir: str | Path) -> Path:
             ax.axvspan(start, end, color="grey", alpha=0.08 if i % 2 == 0 else 0.0, lw=0)
             if i:
                 ax.axvline(start, color="grey", lw=0.8, ls=":")
-            ax.text((start + end) / 2, 1.0, stage, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
+            ax.text(
+                (start + end) / 2, 1.0, stage, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7
+            )
         for variant in _ordered({run.variant for run, _ in logs}):
-            frames = [df.set_index("step")[column] for run, df in logs if run.variant == variant and column in df and df[column].notna().any()]
+            frames = [
+                df.set_index("step")[column]
+                for run, df in logs
+                if run.variant == variant and column in df and df[column].notna().any()
+            ]
             if not frames:
                 continue
             joined = pd.concat(frames, axis=1).sort_index()
-            ax.plot(joined.index, joined.mean(axis=1), color=colour(variant), lw=1.2, label=f"{variant} ({len(frames)} seed{'s' * (len(frames) > 1)})")
+            ax.plot(
+                joined.index,
+                joined.mean(axis=1),
+                color=colour(variant),
+                lw=1.2,
+                label=f"{variant} ({len(frames)} seed{'s' * (len(frames) > 1)})",
+            )
             if len(frames) > 1:
-                ax.fill_between(joined.index, joined.min(axis=1), joined.max(axis=1), color=colour(variant), alpha=0.2, lw=0)
+                ax.fill_between(
+                    joined.index, joined.min(axis=1), joined.max(axis=1), color=colour(variant), alpha=0.2, lw=0
+                )
         values = pd.concat([df[column] for _, df in logs if column in df]).dropna()
         if len(values) and values.min() > 0 and values.max() / values.min() > 10:
             ax.set_yscale("log")  # losses spanning decades; a narrow range reads better linear
@@ -138,5 +156,7 @@ def _legend(fig, axes) -> None:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     labels = list(handles)
-    fig.legend([handles[k] for k in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.legend(
+        [handles[k] for k in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False
+    )
     fig.tight_layout()

@@ -49,17 +49,29 @@ def load_generator(checkpoint: str | Path, device: torch.device) -> GenerationMo
     model = build_model(cfg)
     model.load_state_dict(state["model"])
     if getattr(model, "decoder", None) is None or not hasattr(model, "generate_next_frames"):
-        raise GenerationError(f"{checkpoint}: the {cfg.objective.method} model has no flow decoder (objective.generation "
-                              f"{cfg.objective.generation}): nothing to generate")
+        raise GenerationError(
+            f"{checkpoint}: the {cfg.objective.method} model has no flow decoder (objective.generation "
+            f"{cfg.objective.generation}): nothing to generate"
+        )
     target = model.pixels if cfg.target.kind == "pixels" else build_target(cfg)
-    record = {"path": str(checkpoint), "step": int(state["step"]), "sha256": sha256_file(checkpoint), "config_hash": cfg.training_hash(),
-              "target": cfg.target.kind, "method": cfg.objective.method}
+    record = {
+        "path": str(checkpoint),
+        "step": int(state["step"]),
+        "sha256": sha256_file(checkpoint),
+        "config_hash": cfg.training_hash(),
+        "target": cfg.target.kind,
+        "method": cfg.objective.method,
+    }
     return GenerationModel(model.eval().to(device), cfg, target.to(device), record)
 
 
 def clip_spec(cfg: Config, frames: int) -> ClipSpec:
     """The pretraining clip geometry (nextvid.data.mixture): every frame_step frames, else at sample_fps."""
-    return ClipSpec(frames, frame_step=cfg.data.frame_step) if cfg.data.frame_step > 0 else ClipSpec(frames, fps=cfg.data.sample_fps)
+    return (
+        ClipSpec(frames, frame_step=cfg.data.frame_step)
+        if cfg.data.frame_step > 0
+        else ClipSpec(frames, fps=cfg.data.sample_fps)
+    )
 
 
 def pick_samples(labels: Sequence[int], n: int) -> list[int]:
@@ -84,14 +96,18 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def generate(gen: GenerationModel, video: torch.Tensor, seed: int, context: Optional[int] = None, steps: Optional[int] = None) -> dict[str, np.ndarray]:
+def generate(
+    gen: GenerationModel, video: torch.Tensor, seed: int, context: Optional[int] = None, steps: Optional[int] = None
+) -> dict[str, np.ndarray]:
     """video (B, C, T, H, W) in [-1, 1] -> the arrays of samples.npz (see module docstring)."""
     model, cfg = gen.model, gen.cfg
     tub = cfg.model.encoder.tubelet
     Tp, Hp, Wp = model.grid(video)
     context = max(1, Tp // 2) if context is None else context
     if not 1 <= context < Tp:
-        raise GenerationError(f"--context: {context} token-frames of context leaves nothing to generate in a clip of {Tp} token-frames")
+        raise GenerationError(
+            f"--context: {context} token-frames of context leaves nothing to generate in a clip of {Tp} token-frames"
+        )
     B = video.shape[0]
     rng = torch.Generator(device=video.device).manual_seed(seed)
     views = MaskSampler(cfg.masking, (Hp, Wp), seed=seed)(B, 0) or [None]
@@ -99,12 +115,16 @@ def generate(gen: GenerationModel, video: torch.Tensor, seed: int, context: Opti
     for keep in views:
         tokens = model.generate_next_frames(video, keep=keep, steps=steps, generator=rng)
         masked.append(torch.cat([video[:, :, :tub], gen.target.to_video(tokens, (Hp, Wp))], dim=2))
-        vis = torch.ones(B, Hp * Wp, dtype=torch.bool) if keep is None else torch.zeros(B, Hp * Wp, dtype=torch.bool).scatter_(1, keep.cpu(), True)
+        vis = (
+            torch.ones(B, Hp * Wp, dtype=torch.bool)
+            if keep is None
+            else torch.zeros(B, Hp * Wp, dtype=torch.bool).scatter_(1, keep.cpu(), True)
+        )
         visible.append(vis.view(B, Hp, Wp))
     rollout = video.clone()
     for t in range(context, Tp):
         tokens = model.generate_next_frames(rollout[:, :, : (t + 1) * tub], steps=steps, generator=rng)[:, -1:]
-        rollout[:, :, t * tub:(t + 1) * tub] = gen.target.to_video(tokens, (Hp, Wp)).clamp(-1, 1)
+        rollout[:, :, t * tub : (t + 1) * tub] = gen.target.to_video(tokens, (Hp, Wp)).clamp(-1, 1)
     return {
         "frames": to_uint8(video),
         "masked": np.stack([to_uint8(m) for m in masked], axis=1),

@@ -38,7 +38,7 @@ def compose(rows: Sequence[np.ndarray], generated: Sequence[np.ndarray]) -> np.n
             if gen[t]:
                 cell[:1], cell[-1:], cell[:, :1], cell[:, -1:] = RED, RED, RED, RED
             y, x = r * (H + GAP), t * (W + GAP)
-            out[y:y + H, x:x + W] = cell
+            out[y : y + H, x : x + W] = cell
     return out
 
 
@@ -47,9 +47,19 @@ def sample_rows(samples: dict, i: int, view: int = 0) -> tuple[list[np.ndarray],
     frames, T = samples["frames"][i], samples["frames"].shape[1]
     t = np.arange(T)
     masked_from, context = int(samples["masked_from"]), int(samples["rollout_from"])
-    rows = [frames, masked_input(frames, samples["visible"][i, view]), samples["masked"][i, view], samples["rollout"][i]]
+    rows = [
+        frames,
+        masked_input(frames, samples["visible"][i, view]),
+        samples["masked"][i, view],
+        samples["rollout"][i],
+    ]
     generated = [np.zeros(T, bool), np.zeros(T, bool), t >= masked_from, t >= context]
-    labels = ["ground truth", f"masked input (view {view})", "masked generation", f"AR rollout ({context} context frames)"]
+    labels = [
+        "ground truth",
+        f"masked input (view {view})",
+        "masked generation",
+        f"AR rollout ({context} context frames)",
+    ]
     return rows, generated, labels
 
 
@@ -61,8 +71,13 @@ def draw(blocks: Sequence[tuple[str, list, list, list]]):
     heights = [im.shape[0] for im in images]
     width = max(im.shape[1] for im in images)
     inch = 1 / PIXELS_PER_INCH  # images at a fixed scale; room for the row labels and titles
-    fig, axes = plt.subplots(len(images), 1, figsize=(width * inch + 1.8, sum(heights) * inch + 0.45 * len(images)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig, axes = plt.subplots(
+        len(images),
+        1,
+        figsize=(width * inch + 1.8, sum(heights) * inch + 0.45 * len(images)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
     for ax, image, (title, rows, _, labels) in zip(axes[:, 0], images, blocks):
         T, H, W = rows[0].shape[:3]
         ax.imshow(image, interpolation="nearest")
@@ -88,7 +103,15 @@ def sample_blocks(samples: dict, label: str, count: int) -> list[tuple[str, list
             rows, generated, labels = sample_rows(samples, i, view)
             if view:  # the ground truth and rollout are the same for every view
                 rows, generated, labels = rows[1:3], generated[1:3], labels[1:3]
-            blocks.append((f"{label}: val sample {int(samples['indices'][i])} ({name})" + (f", mask view {view}" if view else ""), rows, generated, labels))
+            blocks.append(
+                (
+                    f"{label}: val sample {int(samples['indices'][i])} ({name})"
+                    + (f", mask view {view}" if view else ""),
+                    rows,
+                    generated,
+                    labels,
+                )
+            )
     return blocks
 
 

@@ -34,10 +34,20 @@ ABLATIONS = {
         "align_ciso": (73.1, 61.9, 67.5),
         "full": (75.1, 63.8, 69.5),
     },
-    "table3_target": {"pixels": (73.5, 62.4, 68.0), "siglip2": (73.2, 62.5, 67.9), "cosmos_vae": (71.7, 54.8, 63.3), "vae": (75.1, 63.8, 69.5)},
+    "table3_target": {
+        "pixels": (73.5, 62.4, 68.0),
+        "siglip2": (73.2, 62.5, 67.9),
+        "cosmos_vae": (71.7, 54.8, 63.3),
+        "vae": (75.1, 63.8, 69.5),
+    },
     "table4_masking": {"no_masking": (31.0, 14.7, 22.9), "masking": (75.0, 58.7, 66.9)},
     "table5_decoder": {"cross_self": (72.6, 54.2, 63.4), "cross": (75.0, 58.7, 66.9)},
-    "table11_tau_draws": {"k1": (75.3, 63.8, 69.6), "k4": (75.1, 63.8, 69.5), "k1_30k": (79.3, 67.1, 73.2), "k4_30k": (79.4, 67.7, 73.6)},
+    "table11_tau_draws": {
+        "k1": (75.3, 63.8, 69.6),
+        "k4": (75.1, 63.8, 69.5),
+        "k1_30k": (79.3, 67.1, 73.2),
+        "k4_30k": (79.4, 67.7, 73.6),
+    },
     # without EMA the paper reports only "< 10" (training crashes)
     "table12_ema": {"no_ema": ("<10", "<10", "<10"), "ema": (75.1, 63.8, 69.5)},
 }
@@ -56,25 +66,46 @@ TABLE_TITLES = {
     "table12_ema": "Table 12: EMA reference encoder",
 }
 ROW_LABELS = {
-    "table2_design": {"gen_only": "Gen only", "gen_ciso": "Gen + C-Iso", "align_only": "Align only",
-                      "align_ciso": "Align + C-Iso", "full": "Gen + Align + C-Iso (full)"},
-    "table3_target": {"pixels": "pixels", "siglip2": "SigLIP2", "cosmos_vae": "Cosmos VAE", "vae": "VA-VAE (ours: workflow-trained small VAE)"},
+    "table2_design": {
+        "gen_only": "Gen only",
+        "gen_ciso": "Gen + C-Iso",
+        "align_only": "Align only",
+        "align_ciso": "Align + C-Iso",
+        "full": "Gen + Align + C-Iso (full)",
+    },
+    "table3_target": {
+        "pixels": "pixels",
+        "siglip2": "SigLIP2",
+        "cosmos_vae": "Cosmos VAE",
+        "vae": "VA-VAE (ours: workflow-trained small VAE)",
+    },
     "table4_masking": {"no_masking": "simplified model, without masking", "masking": "simplified model, with masking"},
-    "table5_decoder": {"cross_self": "simplified model, cross + self attention among a frame's noisy targets",
-                       "cross": "simplified model, cross attention only"},
-    "table11_tau_draws": {"k1": "k = 1, 15K steps", "k4": "k = 4, 15K steps", "k1_30k": "k = 1, 30K steps", "k4_30k": "k = 4, 30K steps"},
+    "table5_decoder": {
+        "cross_self": "simplified model, cross + self attention among a frame's noisy targets",
+        "cross": "simplified model, cross attention only",
+    },
+    "table11_tau_draws": {
+        "k1": "k = 1, 15K steps",
+        "k4": "k = 4, 15K steps",
+        "k1_30k": "k = 1, 30K steps",
+        "k4_30k": "k = 4, 30K steps",
+    },
     "table12_ema": {"no_ema": "without EMA", "ema": "with EMA"},
 }
 # Rows of ours that the paper does not have (no paper numbers beside them): the same switch on the
 # full model, where the paper ran it on its simplified model only
 OUR_ROWS = {
-    "table4_masking": {"full_no_masking": "ours: full model, without masking", "full_masking": "ours: full model, with masking"},
-    "table5_decoder": {"full_frame": "ours: full model, concat decoder, self-attention within a frame",
-                       "full_cross_frame": "ours: full model, concat decoder, self-attention reaching earlier frames"},
+    "table4_masking": {
+        "full_no_masking": "ours: full model, without masking",
+        "full_masking": "ours: full model, with masking",
+    },
+    "table5_decoder": {
+        "full_frame": "ours: full model, concat decoder, self-attention within a frame",
+        "full_cross_frame": "ours: full model, concat decoder, self-attention reaching earlier frames",
+    },
 }
 for _table, _rows in OUR_ROWS.items():
     ROW_LABELS[_table].update(_rows)
-
 
 
 def row_at_step(table: str, key: str, step) -> str:
@@ -87,4 +118,8 @@ def row_at_step(table: str, key: str, step) -> str:
 # the beside-row is the paper's smallest NExT-Vid and, for the baselines, the published method they
 # imitate (VideoMAE; Toto is the paper's autoregressive-regression row). The paper's other rows are
 # listed below ours.
-TABLE1_BESIDE = {"NExT-Vid": "NExT-Vid ViT-L", "VideoMAE-style (ours)": "VideoMAE ViT-H", "AR regression (ours)": "Toto 1B"}
+TABLE1_BESIDE = {
+    "NExT-Vid": "NExT-Vid ViT-L",
+    "VideoMAE-style (ours)": "VideoMAE ViT-H",
+    "AR regression (ours)": "Toto 1B",
+}

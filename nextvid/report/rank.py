@@ -55,8 +55,29 @@ def rank_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
         with np.load(path) as data:
             features, indices = data["features"], tuple(data["indices"].tolist())
         if samples.setdefault(key.benchmark, indices) != indices:
-            raise ValueError(f"{path}: holds other samples than the other {key.benchmark} features files (different --max-samples or manifest?)")
-        rows.append({**key.__dict__, "samples": features.shape[0], "dim": features.shape[1], "rankme": rankme(features),
-                     "rankme_centred": rankme(features - features.mean(0)), "mean_share": mean_share(features)})
-    columns = ["config", "variant", "seed", "step", "benchmark", "samples", "dim", "rankme", "rankme_centred", "mean_share"]
+            raise ValueError(
+                f"{path}: holds other samples than the other {key.benchmark} features files (different --max-samples or manifest?)"
+            )
+        rows.append(
+            {
+                **key.__dict__,
+                "samples": features.shape[0],
+                "dim": features.shape[1],
+                "rankme": rankme(features),
+                "rankme_centred": rankme(features - features.mean(0)),
+                "mean_share": mean_share(features),
+            }
+        )
+    columns = [
+        "config",
+        "variant",
+        "seed",
+        "step",
+        "benchmark",
+        "samples",
+        "dim",
+        "rankme",
+        "rankme_centred",
+        "mean_share",
+    ]
     return pd.DataFrame(rows, columns=columns)

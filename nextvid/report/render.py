@@ -11,8 +11,23 @@ import pandas as pd
 from nextvid.io import atomic_write_text
 from nextvid.report.tables import Table
 
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "≈": r"$\approx$", "–": "--", "<": r"$<$", ">": r"$>$"}
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "≈": r"$\approx$",
+    "–": "--",
+    "<": r"$<$",
+    ">": r"$>$",
+}
 
 
 def markdown(table: Table) -> str:
@@ -36,11 +51,24 @@ def latex(table: Table) -> str:
     body = [" & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
     body += [" & ".join(tex_escape(str(row[c])) for c in cols) + r" \\" for _, row in df.iterrows()]
     caption = " ".join([table.title + "."] + table.caption + table.notes)
-    return "\n".join([
-        r"\begin{table}[t]", r"\centering", r"\small",
-        r"\begin{tabular}{" + "ll" + "l" + "c" * (len(cols) - 3) + "}", r"\toprule", *body, r"\bottomrule", r"\end{tabular}",
-        r"\caption{" + tex_escape(caption) + "}", r"\label{tab:" + table.name + "}", r"\end{table}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                r"\begin{table}[t]",
+                r"\centering",
+                r"\small",
+                r"\begin{tabular}{" + "ll" + "l" + "c" * (len(cols) - 3) + "}",
+                r"\toprule",
+                *body,
+                r"\bottomrule",
+                r"\end{tabular}",
+                r"\caption{" + tex_escape(caption) + "}",
+                r"\label{tab:" + table.name + "}",
+                r"\end{table}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def tex_escape(text: str) -> str:
@@ -48,7 +76,12 @@ def tex_escape(text: str) -> str:
 
 
 def caption_rst(table: Table) -> str:
-    return "\n\n".join([f"**{table.title}.**"] + table.caption + table.notes + [f"Cell sources: {table.name}.sources.csv."]) + "\n"
+    return (
+        "\n\n".join(
+            [f"**{table.title}.**"] + table.caption + table.notes + [f"Cell sources: {table.name}.sources.csv."]
+        )
+        + "\n"
+    )
 
 
 def write_table(table: Table, out_dir: str | Path) -> list[Path]:

@@ -43,9 +43,13 @@ def read_metrics(path: str | Path) -> list[dict]:
     if metrics.get("schema") != 1:
         raise ResultsError(f"{path}: metrics schema {metrics.get('schema')!r}, this report reads schema 1")
     if metrics.get("mode", "frozen") != "frozen":  # records before the field were frozen probes
-        raise ResultsError(f"{path}: a {metrics.get('mode')!r} record (`nextvid probe --finetune`: a supervised ceiling), where a frozen probe's belongs")
+        raise ResultsError(
+            f"{path}: a {metrics.get('mode')!r} record (`nextvid probe --finetune`: a supervised ceiling), where a frozen probe's belongs"
+        )
     if metrics.get("benchmark") != key.benchmark:
-        raise ResultsError(f"{path}: the file is for benchmark {metrics.get('benchmark')!r}, its path says {key.benchmark!r}")
+        raise ResultsError(
+            f"{path}: the file is for benchmark {metrics.get('benchmark')!r}, its path says {key.benchmark!r}"
+        )
     step = (metrics.get("checkpoint") or {}).get("step")
     if step is not None and int(step) != key.step:
         raise ResultsError(f"{path}: the probed checkpoint is at step {step}, the path says step {key.step}")
@@ -54,8 +58,19 @@ def read_metrics(path: str | Path) -> list[dict]:
     for rule in RULES:
         result = metrics.get("results", {}).get(rule)
         if result is not None:
-            rows.append({"config": key.config, "variant": key.variant, "seed": key.seed, "step": key.step,
-                         "clips": math.nan if clips is None else int(clips), "benchmark": key.benchmark, "rule": rule, "top1": float(result["top1"]), "path": str(path)})
+            rows.append(
+                {
+                    "config": key.config,
+                    "variant": key.variant,
+                    "seed": key.seed,
+                    "step": key.step,
+                    "clips": math.nan if clips is None else int(clips),
+                    "benchmark": key.benchmark,
+                    "rule": rule,
+                    "top1": float(result["top1"]),
+                    "path": str(path),
+                }
+            )
     if not any(r["rule"] == PAPER_RULE for r in rows):
         raise ResultsError(f"{path}: no results.{PAPER_RULE}")
     return rows
@@ -101,9 +116,16 @@ def mirror_average(df: pd.DataFrame) -> pd.DataFrame:
     mirror = df["benchmark"].map(paper_benchmark)
     part = df[mirror.isin(AVG_OF)].assign(mirror=mirror)
     keys = ["config", "variant", "seed", "step", "rule"]
-    groups = part.groupby(keys).agg(top1=("top1", "mean"), clips=("clips", "first"), n=("mirror", "nunique"), rows=("mirror", "size"),
-                                    path=("path", lambda p: ";".join(sorted(p))))
-    groups = groups[(groups["n"] == len(AVG_OF)) & (groups["rows"] == len(AVG_OF))].drop(columns=["n", "rows"]).reset_index()
+    groups = part.groupby(keys).agg(
+        top1=("top1", "mean"),
+        clips=("clips", "first"),
+        n=("mirror", "nunique"),
+        rows=("mirror", "size"),
+        path=("path", lambda p: ";".join(sorted(p))),
+    )
+    groups = (
+        groups[(groups["n"] == len(AVG_OF)) & (groups["rows"] == len(AVG_OF))].drop(columns=["n", "rows"]).reset_index()
+    )
     groups["benchmark"] = AVG
     return pd.concat([df, groups[COLUMNS]], ignore_index=True)
 
@@ -131,9 +153,19 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (variant, benchmark, rule), g in df.groupby(["variant", "benchmark", "rule"], sort=True):
         mean, std, n = summarise(g["top1"])
-        out.append({"variant": variant, "benchmark": benchmark, "rule": rule, "mean": mean, "std": std, "n": n,
-                    "seeds": ",".join(str(s) for s in sorted(g["seed"])), "steps": ",".join(str(s) for s in sorted(set(g["step"]))),
-                    "paths": ";".join(sorted(g["path"]))})
+        out.append(
+            {
+                "variant": variant,
+                "benchmark": benchmark,
+                "rule": rule,
+                "mean": mean,
+                "std": std,
+                "n": n,
+                "seeds": ",".join(str(s) for s in sorted(g["seed"])),
+                "steps": ",".join(str(s) for s in sorted(set(g["step"]))),
+                "paths": ";".join(sorted(g["path"])),
+            }
+        )
     return pd.DataFrame(out, columns=["variant", "benchmark", "rule", "mean", "std", "n", "seeds", "steps", "paths"])
 
 

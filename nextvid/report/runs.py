@@ -66,9 +66,18 @@ def read_run(path: str | Path) -> Run:
     cfg = yaml.safe_load(cfg_file.read_text())
     schedule = cfg["schedule"]
     target = cfg.get("target") or {}
-    return Run(path, m["config"], m["variant"], int(m["seed"]), int(schedule["total_steps"]),
-               tuple(int(s["batch_size"]) for s in schedule["stages"]), (path / "done.json").is_file(),
-               int(schedule.get("stop_at") or 0), target.get("kind", "pixels"), target.get("vae_path", ""))
+    return Run(
+        path,
+        m["config"],
+        m["variant"],
+        int(m["seed"]),
+        int(schedule["total_steps"]),
+        tuple(int(s["batch_size"]) for s in schedule["stages"]),
+        (path / "done.json").is_file(),
+        int(schedule.get("stop_at") or 0),
+        target.get("kind", "pixels"),
+        target.get("vae_path", ""),
+    )
 
 
 def read_losses(run: Run) -> Optional[pd.DataFrame]:
@@ -104,5 +113,7 @@ def budget_line(runs: list[Run]) -> str:
     if len(budgets) == 1:
         steps, schedule, batches = budgets.pop()
         return f"Pretraining budget: {steps} steps ({schedule}), batch {'/'.join(map(str, batches))} per stage, the same for every run{tail}."
-    per = sorted({f"{r.variant}: {r.steps} steps ({r.schedule}), batch {'/'.join(map(str, r.batch_sizes))}" for r in runs})
+    per = sorted(
+        {f"{r.variant}: {r.steps} steps ({r.schedule}), batch {'/'.join(map(str, r.batch_sizes))}" for r in runs}
+    )
     return f"Pretraining budgets differ between runs: {'; '.join(per)}{tail}."

@@ -78,8 +78,10 @@ def row_captions(name: str, results: pd.DataFrame, runs: list[Run]) -> list[str]
         mine = [r for r in runs if r.variant == variant]
         schedule = "; ".join(sorted({r.schedule for r in mine})) or "unknown (no run directory given)"
         target = "; ".join(sorted({_target(r) for r in mine})) or "unknown (no run directory given)"
-        lines.append(f"Row {variant}: base {v.claims.base}; overrides {' '.join(v.overrides) or 'none'}; "
-                     f"probed encoder {_probed(results, variant, v.claims.probed)}; schedule {schedule}; target {target}.")
+        lines.append(
+            f"Row {variant}: base {v.claims.base}; overrides {' '.join(v.overrides) or 'none'}; "
+            f"probed encoder {_probed(results, variant, v.claims.probed)}; schedule {schedule}; target {target}."
+        )
     return lines
 
 
@@ -150,17 +152,39 @@ def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None, ru
         row = {"variant": "(paper only)", "paper row": label, "seeds": "", **{column_label(b): "" for b in benches}}
         row.update({f"paper {c}": _paper_cell(v) for c, v in zip(pcols, pvals)})
         display.append(row)
-        wide.append({"variant": "(paper only)", "paper_row": label, "seeds": "", **{f"paper.{c}": v for c, v in zip(pcols, pvals)}})
+        wide.append(
+            {
+                "variant": "(paper only)",
+                "paper_row": label,
+                "seeds": "",
+                **{f"paper.{c}": v for c, v in zip(pcols, pvals)},
+            }
+        )
     for label in prows:
         for c, v in zip(pcols, prows[label]):
             if v is not None:
-                sources.append({"table": name, "variant": "(paper)", "paper_row": label, "column": f"paper {c}", "rule": "",
-                                "seed": "", "step": "", "value": v, "source_top1": v, "path": PAPER_SOURCE.format(table=_paper_table(name))})
+                sources.append(
+                    {
+                        "table": name,
+                        "variant": "(paper)",
+                        "paper_row": label,
+                        "column": f"paper {c}",
+                        "rule": "",
+                        "seed": "",
+                        "step": "",
+                        "value": v,
+                        "source_top1": v,
+                        "path": PAPER_SOURCE.format(table=_paper_table(name)),
+                    }
+                )
     wide_df = pd.DataFrame(wide)
     for col in [c for c in wide_df.columns if c.endswith(".n")]:
         wide_df[col] = wide_df[col].astype("Int64")  # counts, empty for paper-only rows
     table = Table(name, pd.DataFrame(display), wide_df, pd.DataFrame(sources))
-    table.title, table.caption = paper.TABLE_TITLES[name], _caption(name, results, step) + row_captions(name, results, list(runs))
+    table.title, table.caption = (
+        paper.TABLE_TITLES[name],
+        _caption(name, results, step) + row_captions(name, results, list(runs)),
+    )
     if missing:
         table.notes.append(f"No results for variant(s) {', '.join(missing)}: omitted.")
     not_run = [label for label in prows if label not in beside]
@@ -172,7 +196,11 @@ def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None, ru
 def _our_row(results: pd.DataFrame, stats, variant: str, label: str, benches: list[str]) -> tuple[dict, dict]:
     """The displayed cells (paper rule) and the numbers (both rules) of one of our rows."""
     seeds = sorted(set(results.loc[results["variant"] == variant, "seed"]))
-    row = {"variant": variant, "paper row": label or REFERENCE_LABELS.get(variant, ""), "seeds": ",".join(map(str, seeds))}
+    row = {
+        "variant": variant,
+        "paper row": label or REFERENCE_LABELS.get(variant, ""),
+        "seeds": ",".join(map(str, seeds)),
+    }
     num = {"variant": variant, "paper_row": row["paper row"], "seeds": row["seeds"]}
     for b in benches:
         for rule in RULES:
@@ -209,20 +237,42 @@ def _sources(name: str, results: pd.DataFrame, variant: str, label: str, benches
     lines = []
     for r in own[own["benchmark"].isin(benches)].itertuples():
         for path in r.path.split(";"):
-            lines.append({"table": name, "variant": variant, "paper_row": label, "column": column_label(r.benchmark), "rule": r.rule,
-                          "seed": r.seed, "step": r.step, "value": r.top1, "source_top1": file_top1.get((path, r.rule), math.nan), "path": path})
+            lines.append(
+                {
+                    "table": name,
+                    "variant": variant,
+                    "paper_row": label,
+                    "column": column_label(r.benchmark),
+                    "rule": r.rule,
+                    "seed": r.seed,
+                    "step": r.step,
+                    "value": r.top1,
+                    "source_top1": file_top1.get((path, r.rule), math.nan),
+                    "path": path,
+                }
+            )
     return sorted(lines, key=lambda d: (d["column"], d["rule"], d["seed"], d["path"]))
 
 
 def _caption(name: str, results: pd.DataFrame, step: Optional[int]) -> list[str]:
     pretrained = results[~results["variant"].isin(REFERENCE_VARIANTS)]
-    when = f"at {budget_label(pretrained)}" if step is not None else f"at each run's final probed step ({budget_label(pretrained)})"
+    when = (
+        f"at {budget_label(pretrained)}"
+        if step is not None
+        else f"at each run's final probed step ({budget_label(pretrained)})"
+    )
     config = ", ".join(sorted(set(results["config"]))) or "no results"
     lines = [
         f"Ours: config {config}, top-1 (%) of the attentive probe on the frozen encoder {when}, "
         "mean ± sample std over pretraining seeds (a single value: one seed; (n=k): fewer seeds than the row).",
         "Head selection: best on val, the paper's (V-JEPA 2) convention, optimistic; the CSV also has the head chosen on a held-out part of the train split.",
         f"Columns: our benchmarks, each labelled with the paper benchmark it mirrors; avg = mean of the {' and '.join(AVG_OF)} mirrors per seed, as the paper averages IN1K and SSv2.",
-        "Paper columns: the paper's numbers (" + ("frozen, 1-layer attentive probe" if name == "table1" else "ViT-L, the 132K schedule stopped at 15K steps unless the row says otherwise") + ").",
+        "Paper columns: the paper's numbers ("
+        + (
+            "frozen, 1-layer attentive probe"
+            if name == "table1"
+            else "ViT-L, the 132K schedule stopped at 15K steps unless the row says otherwise"
+        )
+        + ").",
     ]
     return lines

@@ -40,14 +40,18 @@ def tsne_figure(paths: Sequence[str | Path], out_dir: str | Path, seed: int = 0)
         classes = [str(c) for c in data["classes"]]
         for c in sorted(set(data["labels"].tolist())):
             sel = data["labels"] == c
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=cmap(c % cmap.N), label=classes[c] if c < len(classes) else str(c))
+            ax.scatter(
+                xy[sel, 0], xy[sel, 1], s=6, color=cmap(c % cmap.N), label=classes[c] if c < len(classes) else str(c)
+            )
         meta = data["meta"]
         ax.set_title(f"{meta['label']}\n{meta['benchmark']}, n={len(data['labels'])}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     handles, labels = axes[0][0].get_legend_handles_labels()
     if len(labels) <= 20:
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False, markerscale=2)
+        fig.legend(
+            handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False, markerscale=2
+        )
     fig.tight_layout()
     first = sets[0]["meta"]
     caption = (

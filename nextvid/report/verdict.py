@@ -19,16 +19,22 @@ from typing import Literal, Sequence
 
 from nextvid.report.results import summarise
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, ONE_SEED, MISSING = "supported", "not supported", "inconclusive", "inconclusive (1 seed)", "no results"
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, ONE_SEED, MISSING = (
+    "supported",
+    "not supported",
+    "inconclusive",
+    "inconclusive (1 seed)",
+    "no results",
+)
 EQUIVALENCE_MARGIN = 1.0  # top-1 points: the paper's k = 1 vs k = 4 differences are <= 0.6
 LEVEL = 0.95
 Kind = Literal["greater", "equivalent"]
 
 RULE_TEXT = (
     f"For each comparison A vs B: Welch's two-sample {LEVEL:.0%} confidence interval of mean(A) − mean(B) over pretraining seeds "
-    "(sample std, Welch–Satterthwaite degrees of freedom). \"A beats B\" is **supported** when the whole interval is above 0, "
+    '(sample std, Welch–Satterthwaite degrees of freedom). "A beats B" is **supported** when the whole interval is above 0, '
     "**not supported** when it is entirely below 0, **inconclusive** when it contains 0 (the difference is within the seed spread). "
-    f"\"A ≈ B\" is supported when the interval lies within ±{EQUIVALENCE_MARGIN:g} points, not supported when it lies entirely outside, "
+    f'"A ≈ B" is supported when the interval lies within ±{EQUIVALENCE_MARGIN:g} points, not supported when it lies entirely outside, '
     "inconclusive otherwise. With one seed on either side: **inconclusive (1 seed)**. A claim with several comparisons is supported "
     "only if every one is, not supported if any one is not."
 )
@@ -53,7 +59,11 @@ def compare(a: Sequence[float], b: Sequence[float], kind: Kind = "greater") -> C
         return Comparison(sa, sb, diff, math.nan, math.nan, ONE_SEED)
     va, vb = sa[1] ** 2 / sa[2], sb[1] ** 2 / sb[2]
     se = math.sqrt(va + vb)
-    half = 0.0 if se == 0 else t_quantile(0.5 + LEVEL / 2, (va + vb) ** 2 / (va**2 / (sa[2] - 1) + vb**2 / (sb[2] - 1))) * se
+    half = (
+        0.0
+        if se == 0
+        else t_quantile(0.5 + LEVEL / 2, (va + vb) ** 2 / (va**2 / (sa[2] - 1) + vb**2 / (sb[2] - 1))) * se
+    )
     low, high = diff - half, diff + half
     return Comparison(sa, sb, diff, low, high, _decide(low, high, kind))
 
@@ -78,7 +88,9 @@ def combine(verdicts: Sequence[str]) -> str:
         out = ONE_SEED
     else:
         out = SUPPORTED if all(v == SUPPORTED for v in present) else INCONCLUSIVE
-    return out if len(present) == len(verdicts) else f"{out} ({len(present)} of {len(verdicts)} comparisons have results)"
+    return (
+        out if len(present) == len(verdicts) else f"{out} ({len(present)} of {len(verdicts)} comparisons have results)"
+    )
 
 
 def t_quantile(p: float, df: float) -> float:

@@ -121,8 +121,11 @@ def repair_kept(directory: str | Path, step: int) -> bool:
 def verify(paths: list[Path]) -> None:
     """Every path is a complete checkpoint file (torch's zip container, its central directory at the
     end intact); raise CheckpointError naming the missing or truncated ones. Cheap: reads no tensors."""
-    bad = [f"{p} ({'missing' if not p.is_file() else 'truncated or not a checkpoint'})"
-           for p in paths if not (p.is_file() and zipfile.is_zipfile(p))]
+    bad = [
+        f"{p} ({'missing' if not p.is_file() else 'truncated or not a checkpoint'})"
+        for p in paths
+        if not (p.is_file() and zipfile.is_zipfile(p))
+    ]
     if bad:
         raise CheckpointError(f"checkpoint files missing or incomplete: {', '.join(bad)}")
 

@@ -48,7 +48,13 @@ class EmptyBatchError(RuntimeError):
 
 
 class Trainer:
-    def __init__(self, cfg: Config, out_dir: str | Path, dataset_factory: DatasetFactory, env: Optional[distributed.DistEnv] = None):
+    def __init__(
+        self,
+        cfg: Config,
+        out_dir: str | Path,
+        dataset_factory: DatasetFactory,
+        env: Optional[distributed.DistEnv] = None,
+    ):
         self.cfg = cfg
         self.out = Path(out_dir)
         self.ckpt_dir = self.out / "checkpoints"
@@ -56,14 +62,18 @@ class Trainer:
         self.env = env or distributed.DistEnv()
         for i, stage in enumerate(cfg.schedule.stages):  # fail before any work, not at the stage boundary
             if stage.batch_size % self.env.world_size:
-                raise ConfigError(f"schedule.stages.{i}.batch_size: {stage.batch_size} is not divisible by the {self.env.world_size} ranks")
+                raise ConfigError(
+                    f"schedule.stages.{i}.batch_size: {stage.batch_size} is not divisible by the {self.env.world_size} ranks"
+                )
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.env.device)
         self.target = build_target(cfg).to(self.env.device) if cfg.target.kind == "vae" else None
         self.optimizer = torch.optim.AdamW(
-            unwrap(self.model).param_groups(cfg.schedule.weight_decay), lr=cfg.schedule.stages[0].lr_start, betas=cfg.schedule.betas
+            unwrap(self.model).param_groups(cfg.schedule.weight_decay),
+            lr=cfg.schedule.stages[0].lr_start,
+            betas=cfg.schedule.betas,
         )
         self.masks = MaskSampler(cfg.masking, self.model.encoder.grid_hw, seed=cfg.seed)
         self.skips = self._new_skip_log()
@@ -152,12 +162,21 @@ class Trainer:
             return
         keep = self.step in self.kept_steps()
         ckpt.save(self.ckpt_dir, state, keep=keep)
-        log.info("checkpoint at step %d: %s%s", self.step, self.ckpt_dir / ckpt.LATEST,
-                 f" and {ckpt.step_name(self.step)} (kept)" if keep else "")
+        log.info(
+            "checkpoint at step %d: %s%s",
+            self.step,
+            self.ckpt_dir / ckpt.LATEST,
+            f" and {ckpt.step_name(self.step)} (kept)" if keep else "",
+        )
         self._write_skips(state["skips"])
 
     def _new_skip_log(self) -> SkipLog:
-        return SkipLog(self.cfg.data.max_bad_fraction, total=None, min_seen=MIN_SEEN, name=f"pretraining data (rank {self.env.rank})")
+        return SkipLog(
+            self.cfg.data.max_bad_fraction,
+            total=None,
+            min_seen=MIN_SEEN,
+            name=f"pretraining data (rank {self.env.rank})",
+        )
 
     def _gathered_skips(self) -> list[dict]:
         mine = self.skips.to_dict()
@@ -186,8 +205,12 @@ class Trainer:
         self._stop_at = total if stop_at is None else min(stop_at, total)
         if env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out / "config.yaml", header=f"schedule.precision {cfg.schedule.precision}: this run computes in "
-                        f"{self.precision} (resolved when it started, kept on resume; checkpoints and done.json record it)")
+            save_config(
+                cfg,
+                self.out / "config.yaml",
+                header=f"schedule.precision {cfg.schedule.precision}: this run computes in "
+                f"{self.precision} (resolved when it started, kept on resume; checkpoints and done.json record it)",
+            )
         # keep the row of the checkpoint's own step (written just before that checkpoint) when an
         # uninterrupted run logs that step too; a `stop_at` end row off the logging grid is dropped
         on_grid = self.step % cfg.train.log_every == 0 or self.step in stage_ends(cfg.schedule)
@@ -210,9 +233,15 @@ class Trainer:
             self.save_checkpoint()
             return {"steps": self.step, "complete": False}
         kept = [self.ckpt_dir / ckpt.step_name(s) for s in self.kept_steps()]
-        summary = {"steps": total, "schedule_steps": cfg.schedule.total_steps, "config_hash": cfg.training_hash(),
-                   "precision": self.precision, "final": last, "checkpoint": str(kept[-1]),
-                   "kept": [str(p) for p in kept]}
+        summary = {
+            "steps": total,
+            "schedule_steps": cfg.schedule.total_steps,
+            "config_hash": cfg.training_hash(),
+            "precision": self.precision,
+            "final": last,
+            "checkpoint": str(kept[-1]),
+            "kept": [str(p) for p in kept],
+        }
         if env.is_main:
             ckpt.verify(kept)  # done.json names only files that exist, complete
             atomic_write_json(self.out / DONE, summary)
@@ -224,34 +253,67 @@ class Trainer:
         total = end_step(cfg.schedule)
         first = plan(cfg.schedule, self.step)
         end = min(stage_ends(cfg.schedule)[first.stage_index], self._stop_at)
-        log.info("stage %s from step %d to %d: %d frames, batch %d, lr %.3g", first.stage, self.step, end,
-                 first.frames, first.batch_size, first.lr)
+        log.info(
+            "stage %s from step %d to %d: %d frames, batch %d, lr %.3g",
+            first.stage,
+            self.step,
+            end,
+            first.frames,
+            first.batch_size,
+            first.lr,
+        )
         dataset = self.dataset_factory(cfg, first.frames)
-        loader = make_loader(dataset, batch_sampler=StepBatchSampler(cfg, self.step, end, env.rank, env.world_size),
-                             workers=cfg.data.num_workers, pin_memory=env.device.type == "cuda")
+        loader = make_loader(
+            dataset,
+            batch_sampler=StepBatchSampler(cfg, self.step, end, env.rank, env.world_size),
+            workers=cfg.data.num_workers,
+            pin_memory=env.device.type == "cuda",
+        )
         last: dict = {}
         tick, tick_step = time.perf_counter(), self.step
         for batch in loader:
             p = plan(cfg.schedule, self.step)
             if self.skips.consume(batch) is None:  # raises TooManyBadInputs past cfg.data.max_bad_fraction
-                raise EmptyBatchError(f"step {self.step}: every sample of rank {env.rank}'s batch was unreadable "
-                                      f"({[r['path'] for r in batch['skipped']]}); see {self.out / SKIPS}")
+                raise EmptyBatchError(
+                    f"step {self.step}: every sample of rank {env.rank}'s batch was unreadable "
+                    f"({[r['path'] for r in batch['skipped']]}); see {self.out / SKIPS}"
+                )
             video = batch["video"].to(env.device, non_blocking=True)
             sample_ids = batch["index"].tolist()
             # rows of this rank's share of the batch it holds (a skipped unreadable sample leaves a gap)
-            rows = torch.as_tensor(sample_ids) - samples_before(cfg.schedule, self.step) - env.rank * rank_batch(p.batch_size, env.world_size)
+            rows = (
+                torch.as_tensor(sample_ids)
+                - samples_before(cfg.schedule, self.step)
+                - env.rank * rank_batch(p.batch_size, env.world_size)
+            )
             masks = [m[rows].to(env.device) for m in self.masks(p.batch_size, self.step, env.rank, env.world_size)]
             seeds = [mix_seed(cfg.seed, i) for i in sample_ids]
             targets = self.target(video) if self.target is not None else None
-            result = train_step(self.model, self.optimizer, video, masks, p, cfg, seeds, targets, self._finite_everywhere,
-                                precision=self.precision)
+            result = train_step(
+                self.model,
+                self.optimizer,
+                video,
+                masks,
+                p,
+                cfg,
+                seeds,
+                targets,
+                self._finite_everywhere,
+                precision=self.precision,
+            )
             self.step += 1
             if self.step % cfg.train.log_every == 0 or self.step == end:
                 now = time.perf_counter()
                 values = distributed.mean_across_ranks(result.values, env)
                 row = {
-                    "step": self.step, "stage": p.stage, "lr": p.lr, "decoder_lr": p.decoder_lr, "tau_draws": p.tau_draws,
-                    "frames": p.frames, "batch_size": p.batch_size, "grad_norm": result.grad_norm,
+                    "step": self.step,
+                    "stage": p.stage,
+                    "lr": p.lr,
+                    "decoder_lr": p.decoder_lr,
+                    "tau_draws": p.tau_draws,
+                    "frames": p.frames,
+                    "batch_size": p.batch_size,
+                    "grad_norm": result.grad_norm,
                     "clips_per_s": p.batch_size * (self.step - tick_step) / max(now - tick, 1e-9),
                     "elapsed_s": now - self._started,
                     "skipped": self._skipped_everywhere(),
@@ -262,7 +324,9 @@ class Trainer:
                 tick, tick_step = now, self.step
                 for sink in sinks:  # metrics.csv, and TensorBoard when train.tensorboard
                     sink.write(row)
-                self._progress_text = " ".join(f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values)
+                self._progress_text = " ".join(
+                    f"{k}={values[k]:.4f}" for k in ("loss", "flow", "align", "regression") if k in values
+                )
                 last = {k: v for k, v in row.items() if k != "elapsed_s"}
             progress.update(self.step, self._progress_text)
             if self.step % cfg.train.checkpoint_every == 0 or self.step in cfg.train.keep_steps or self.step == total:

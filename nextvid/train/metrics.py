@@ -15,9 +15,23 @@ import torch
 from nextvid.io import atomic_write_text
 
 COLUMNS = (
-    "step", "stage", "lr", "decoder_lr", "tau_draws", "frames", "batch_size",
-    "loss", "flow", "align", "regression", "feature_std", "effective_rank",
-    "grad_norm", "clips_per_s", "skipped", "elapsed_s",
+    "step",
+    "stage",
+    "lr",
+    "decoder_lr",
+    "tau_draws",
+    "frames",
+    "batch_size",
+    "loss",
+    "flow",
+    "align",
+    "regression",
+    "feature_std",
+    "effective_rank",
+    "grad_norm",
+    "clips_per_s",
+    "skipped",
+    "elapsed_s",
 )
 
 
@@ -73,7 +87,9 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:
-            raise ImportError("train.tensorboard needs the tensorboard package: pip install 'nextvid[tensorboard]'") from err
+            raise ImportError(
+                "train.tensorboard needs the tensorboard package: pip install 'nextvid[tensorboard]'"
+            ) from err
         self._writer = SummaryWriter(str(log_dir), purge_step=resume_step or None)
 
     def write(self, row: dict) -> None:
@@ -115,4 +131,3 @@ def collapse_diagnostics(features: torch.Tensor, max_tokens: int = 2048) -> dict
 def read_metrics(path: str | Path) -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
-

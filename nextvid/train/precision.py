@@ -68,7 +68,9 @@ def why_not_native(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(device)} does not support bf16"
     if isa_cap() is not None:
         return f"{isa_cap()} caps oneDNN below AVX512_CORE_BF16: torch emulates bf16, slower than fp32"
-    return f"this CPU has neither {' nor '.join(CPU_BF16_FLAGS)} ({cpuinfo_path()}): torch emulates bf16, slower than fp32"
+    return (
+        f"this CPU has neither {' nor '.join(CPU_BF16_FLAGS)} ({cpuinfo_path()}): torch emulates bf16, slower than fp32"
+    )
 
 
 def resolve(requested: Precision, device: torch.device, setting: str = "precision") -> Literal["bf16", "fp32"]:
@@ -79,14 +81,22 @@ def resolve(requested: Precision, device: torch.device, setting: str = "precisio
     native = native_bf16(device)
     if requested == "auto":
         resolved = "bf16" if native else "fp32"
-        log.info("%s auto -> %s on this %s%s", setting, resolved, device.type, "" if native else f" ({why_not_native(device)})")
+        log.info(
+            "%s auto -> %s on this %s%s",
+            setting,
+            resolved,
+            device.type,
+            "" if native else f" ({why_not_native(device)})",
+        )
         return resolved
     if requested == "bf16" and not native:
         log.warning("%s is bf16 but %s; %s=auto or fp32 would be faster here", setting, why_not_native(device), setting)
     return requested
 
 
-def keep(recorded: str, requested: Precision, device: torch.device, setting: str = "precision") -> Literal["bf16", "fp32"]:
+def keep(
+    recorded: str, requested: Precision, device: torch.device, setting: str = "precision"
+) -> Literal["bf16", "fp32"]:
     """A resumed run computes in the precision it started with (`recorded`, from its checkpoint),
     whatever this machine would resolve `requested` to: never two precisions in one run."""
     if recorded not in ("bf16", "fp32"):
@@ -94,8 +104,12 @@ def keep(recorded: str, requested: Precision, device: torch.device, setting: str
     if requested != "auto" and requested != recorded:
         raise ValueError(f"{setting} is {requested} but the run was started in {recorded}")
     if recorded == "bf16" and not native_bf16(device):
-        log.warning("this run started in bf16 and resumes in bf16, but %s; it will be slower here (a run never mixes precisions: "
-                    "to train in fp32, start a new run with %s=fp32)", why_not_native(device), setting)
+        log.warning(
+            "this run started in bf16 and resumes in bf16, but %s; it will be slower here (a run never mixes precisions: "
+            "to train in fp32, start a new run with %s=fp32)",
+            why_not_native(device),
+            setting,
+        )
     return recorded  # type: ignore[return-value]
 
 

@@ -96,7 +96,16 @@ def describe_run(sched: ScheduleConfig) -> list[dict]:
             break
         first, final = plan(sched, begin), plan(sched, last)
         decoder = "= main" if sched.stages[i].decoder_lr is None else f"{final.decoder_lr:g}"
-        rows.append({"stage": first.stage, "steps": f"[{begin}, {last + 1})", "lr": f"{first.lr:.4g} -> {final.lr:.4g}",
-                     "decoder_lr": decoder, "tau_draws": first.tau_draws, "frames": first.frames, "batch": first.batch_size})
+        rows.append(
+            {
+                "stage": first.stage,
+                "steps": f"[{begin}, {last + 1})",
+                "lr": f"{first.lr:.4g} -> {final.lr:.4g}",
+                "decoder_lr": decoder,
+                "tau_draws": first.tau_draws,
+                "frames": first.frames,
+                "batch": first.batch_size,
+            }
+        )
         begin = end
     return rows

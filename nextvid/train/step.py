@@ -63,8 +63,13 @@ def train_step(
         sync = contextlib.nullcontext() if last or not isinstance(ddp, DistributedDataParallel) else ddp.no_sync()
         with sync:
             with precisions.autocast(video.device, precision):
-                out = model(video[part], [m[part] for m in masks], tau_draws=step_plan.tau_draws,
-                            targets=None if targets is None else targets[part], noise_seeds=noise_seeds[part])
+                out = model(
+                    video[part],
+                    [m[part] for m in masks],
+                    tau_draws=step_plan.tau_draws,
+                    targets=None if targets is None else targets[part],
+                    noise_seeds=noise_seeds[part],
+                )
             (out["loss"] * share).backward()
         for k, v in out.items():
             if v.dim() == 0:
@@ -73,7 +78,9 @@ def train_step(
             contexts.append(out["context"])
     loss = totals["loss"]
     if not check_finite(loss):
-        raise NonFiniteLossError(f"non-finite loss at step {step_plan.step}: {loss.item()} ({', '.join(f'{k}={v.item():.4g}' for k, v in totals.items())})")
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step_plan.step}: {loss.item()} ({', '.join(f'{k}={v.item():.4g}' for k, v in totals.items())})"
+        )
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.schedule.grad_clip)
     optimizer.step()
     unwrap(model).update_reference(cfg.objective.ema_momentum)

@@ -89,14 +89,34 @@ def target_overrides(directory: str | Path, cfg: VaeConfig) -> list[str]:
 
 def validate(cfg: VaeConfig) -> None:
     check_ranges(cfg, "vae")
-    _require(len(cfg.block_out_channels) >= 1 and all(c >= 1 for c in cfg.block_out_channels), "block_out_channels",
-             "needs at least one level, all widths >= 1")
-    _require(all(c % cfg.norm_num_groups == 0 for c in cfg.block_out_channels), "norm_num_groups",
-             f"must divide every width in block_out_channels {list(cfg.block_out_channels)}")
-    _require(cfg.image_size % cfg.downsample == 0, "image_size", f"must be a multiple of the downsampling {cfg.downsample}")
-    _require(cfg.crop == 0 or (cfg.crop % cfg.downsample == 0 and cfg.crop <= cfg.image_size), "crop",
-             f"must be 0 or a multiple of the downsampling {cfg.downsample} <= image_size")
-    for key in ("image_size", "layers_per_block", "latent_channels", "steps", "batch_size", "stats_frames", "val_samples", "log_every"):
+    _require(
+        len(cfg.block_out_channels) >= 1 and all(c >= 1 for c in cfg.block_out_channels),
+        "block_out_channels",
+        "needs at least one level, all widths >= 1",
+    )
+    _require(
+        all(c % cfg.norm_num_groups == 0 for c in cfg.block_out_channels),
+        "norm_num_groups",
+        f"must divide every width in block_out_channels {list(cfg.block_out_channels)}",
+    )
+    _require(
+        cfg.image_size % cfg.downsample == 0, "image_size", f"must be a multiple of the downsampling {cfg.downsample}"
+    )
+    _require(
+        cfg.crop == 0 or (cfg.crop % cfg.downsample == 0 and cfg.crop <= cfg.image_size),
+        "crop",
+        f"must be 0 or a multiple of the downsampling {cfg.downsample} <= image_size",
+    )
+    for key in (
+        "image_size",
+        "layers_per_block",
+        "latent_channels",
+        "steps",
+        "batch_size",
+        "stats_frames",
+        "val_samples",
+        "log_every",
+    ):
         _require(getattr(cfg, key) >= 1, key, "must be >= 1")
     _require(cfg.lr > 0 and 0 <= cfg.min_lr_ratio <= 1, "lr", "lr > 0 and min_lr_ratio in [0, 1]")
     _require(0 <= cfg.warmup_steps < cfg.steps, "warmup_steps", "must be in [0, steps)")

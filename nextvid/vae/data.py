@@ -39,8 +39,12 @@ class MixtureFrames(Dataset):
     def __init__(self, mixture: str | Path, cfg: VaeConfig, crop: int = 0, backend: Backend = "auto"):
         entries = read_mixture(mixture)
         augment = RandomResizedCropFlip(cfg.image_size, tuple(cfg.crop_scale), tuple(cfg.crop_aspect), cfg.hflip)
-        sources = [TrainClips(open_source(e["manifest"], e.get("shards"), backend), ONE_FRAME, cfg.image_size, augment, cfg.seed)
-                   for e in entries]
+        sources = [
+            TrainClips(
+                open_source(e["manifest"], e.get("shards"), backend), ONE_FRAME, cfg.image_size, augment, cfg.seed
+            )
+            for e in entries
+        ]
         self.mixture = MixtureDataset(sources, [e["weight"] for e in entries], cfg.seed, [e["name"] for e in entries])
         self.crop, self.seed, self.size = crop, cfg.seed, cfg.image_size
 
@@ -54,15 +58,16 @@ class MixtureFrames(Dataset):
         frame = item["video"][:, 0]
         if self.crop and self.crop < self.size:
             top, left = sample_rng(self.seed, _SALT, index).integers(0, self.size - self.crop + 1, size=2)
-            frame = frame[:, top:top + self.crop, left:left + self.crop]
+            frame = frame[:, top : top + self.crop, left : left + self.crop]
         return {"frame": frame.contiguous(), "index": index}
 
     def skip_log(self, max_fraction: float) -> SkipLog:
         return self.mixture.skip_log(max_fraction)
 
 
-def mixture_batches(frames: MixtureFrames, begin: int, end: int, batch_size: int, skips: SkipLog,
-                    workers: int = 0) -> Iterator[torch.Tensor]:
+def mixture_batches(
+    frames: MixtureFrames, begin: int, end: int, batch_size: int, skips: SkipLog, workers: int = 0
+) -> Iterator[torch.Tensor]:
     """Frames of global indices [begin, end) in batches of `batch_size` (the last may be short); a
     batch whose samples were all unreadable is left out."""
     index_batches = [list(range(b, min(b + batch_size, end))) for b in range(begin, end, batch_size)]
@@ -89,7 +94,9 @@ class HeldOutFrames(Dataset):
         return item if is_marker(item) else {"frame": item["video"][0, :, 0], "index": item["index"]}
 
 
-def held_out_batches(frames: HeldOutFrames, batch_size: int, skips: SkipLog, workers: int = 0) -> Iterator[torch.Tensor]:
+def held_out_batches(
+    frames: HeldOutFrames, batch_size: int, skips: SkipLog, workers: int = 0
+) -> Iterator[torch.Tensor]:
     for batch in make_loader(frames, batch_size=batch_size, workers=workers):
         if skips.consume(batch) is not None:
             yield batch["frame"]

@@ -65,8 +65,9 @@ def make_optimizer(vae: nn.Module, cfg: VaeConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
 
-def train_step(vae: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, step: int, cfg: VaeConfig,
-               generator: torch.Generator) -> LossParts:
+def train_step(
+    vae: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, step: int, cfg: VaeConfig, generator: torch.Generator
+) -> LossParts:
     for group in opt.param_groups:
         group["lr"] = lr_at(step, cfg)
     parts = vae_loss(vae, x, cfg, generator)

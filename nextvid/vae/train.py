@@ -37,8 +37,15 @@ log = logging.getLogger(__name__)
 EVAL_BATCH = 32
 
 
-def train_vae(mixture: str | Path, out: str | Path, cfg: VaeConfig, val_manifests: Sequence[str | Path] = (), *,
-              backend: Backend = "auto", workers: int = 0) -> dict:
+def train_vae(
+    mixture: str | Path,
+    out: str | Path,
+    cfg: VaeConfig,
+    val_manifests: Sequence[str | Path] = (),
+    *,
+    backend: Backend = "auto",
+    workers: int = 0,
+) -> dict:
     """Train, measure and write OUT; return the metrics (also OUT/metrics.json)."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -59,15 +66,27 @@ def train_vae(mixture: str | Path, out: str | Path, cfg: VaeConfig, val_manifest
     metrics = {
         "config": cfg.to_dict(),
         "mixture": {"path": str(Path(mixture).resolve()), "sha256": sha256_file(mixture)},
-        "model": {"params": sum(p.numel() for p in vae.parameters()), "downsample": cfg.downsample,
-                  "latent_channels": cfg.latent_channels,
-                  "latent_shape": [cfg.latent_channels, cfg.image_size // cfg.downsample, cfg.image_size // cfg.downsample]},
-        "train": {"steps": cfg.steps, "frames": skips.seen - skips.bad, "frame_size": cfg.crop or cfg.image_size,
-                  "skipped": skips.bad, "log": history},
+        "model": {
+            "params": sum(p.numel() for p in vae.parameters()),
+            "downsample": cfg.downsample,
+            "latent_channels": cfg.latent_channels,
+            "latent_shape": [cfg.latent_channels, cfg.image_size // cfg.downsample, cfg.image_size // cfg.downsample],
+        },
+        "train": {
+            "steps": cfg.steps,
+            "frames": skips.seen - skips.bad,
+            "frame_size": cfg.crop or cfg.image_size,
+            "skipped": skips.bad,
+            "log": history,
+        },
         "stats": {"frames": stats["frames"], "positions": stats["positions"], "skipped": stats_skips.bad},
         "held_out": {"manifests": held_out, "all": combine(held_out)},
-        "wall_s": {"train": round(t_train, 1), "stats": round(t_stats, 1), "eval": round(t_eval, 1),
-                   "total": round(time.perf_counter() - t0, 1)},
+        "wall_s": {
+            "train": round(t_train, 1),
+            "stats": round(t_stats, 1),
+            "eval": round(t_eval, 1),
+            "total": round(time.perf_counter() - t0, 1),
+        },
         "threads": torch.get_num_threads(),
         "versions": _versions(),
         "git_commit": git_commit(),
@@ -76,8 +95,9 @@ def train_vae(mixture: str | Path, out: str | Path, cfg: VaeConfig, val_manifest
     return metrics
 
 
-def fit(vae: torch.nn.Module, mixture: str | Path, cfg: VaeConfig, *, backend: Backend = "auto",
-        workers: int = 0) -> tuple[list[dict], SkipLog]:
+def fit(
+    vae: torch.nn.Module, mixture: str | Path, cfg: VaeConfig, *, backend: Backend = "auto", workers: int = 0
+) -> tuple[list[dict], SkipLog]:
     """`cfg.steps` steps on mixture frames [s * batch, (s + 1) * batch); returns the loss log (means
     over each `log_every` steps) and the skip count."""
     opt = make_optimizer(vae, cfg)
@@ -89,8 +109,17 @@ def fit(vae: torch.nn.Module, mixture: str | Path, cfg: VaeConfig, *, backend: B
     def flush(step: int) -> None:
         loss, rec, kl = (sum(v) / len(window) for v in zip(*window))
         history.append({"step": step + 1, "lr": lr_at(step, cfg), "loss": loss, "reconstruction": rec, "kl": kl})
-        log.info("step %d/%d: loss %.4f (%s %.4f, kl %.1f), lr %.2e, %s", step + 1, cfg.steps, loss, cfg.loss, rec, kl,
-                 lr_at(step, cfg), skips.summary())
+        log.info(
+            "step %d/%d: loss %.4f (%s %.4f, kl %.1f), lr %.2e, %s",
+            step + 1,
+            cfg.steps,
+            loss,
+            cfg.loss,
+            rec,
+            kl,
+            lr_at(step, cfg),
+            skips.summary(),
+        )
         window.clear()
 
     # a batch whose samples were all unreadable is left out: its step is not taken
@@ -109,13 +138,26 @@ def fit(vae: torch.nn.Module, mixture: str | Path, cfg: VaeConfig, *, backend: B
     return history, skips
 
 
-def evaluate_manifest(vae: torch.nn.Module, manifest: str | Path, cfg: VaeConfig, backend: Backend, workers: int) -> dict:
+def evaluate_manifest(
+    vae: torch.nn.Module, manifest: str | Path, cfg: VaeConfig, backend: Backend, workers: int
+) -> dict:
     frames = HeldOutFrames(manifest, cfg.image_size, cfg.val_samples, backend)
     skips = SkipLog(cfg.max_bad_fraction, total=len(frames), name=str(manifest))
     quality = reconstruction_quality(vae, held_out_batches(frames, EVAL_BATCH, skips, workers), cfg.downsample)
-    log.info("%s: PSNR %.2f dB (bilinear down-up x%d: %.2f dB) on %d frames", manifest, quality["vae"]["psnr_db"],
-             cfg.downsample, quality["bilinear_down_up"]["psnr_db"], quality["vae"]["frames"])
-    return {"path": str(Path(manifest).resolve()), "sha256": frames.clips.source.manifest.sha256, "skipped": skips.bad, **quality}
+    log.info(
+        "%s: PSNR %.2f dB (bilinear down-up x%d: %.2f dB) on %d frames",
+        manifest,
+        quality["vae"]["psnr_db"],
+        cfg.downsample,
+        quality["bilinear_down_up"]["psnr_db"],
+        quality["vae"]["frames"],
+    )
+    return {
+        "path": str(Path(manifest).resolve()),
+        "sha256": frames.clips.source.manifest.sha256,
+        "skipped": skips.bad,
+        **quality,
+    }
 
 
 def combine(parts: list[dict]) -> dict:
@@ -123,7 +165,10 @@ def combine(parts: list[dict]) -> dict:
     out = {}
     for key in ("vae", "bilinear_down_up"):
         n = sum(p[key]["frames"] for p in parts)
-        out[key] = {"frames": n, **{m: sum(p[key][m] * p[key]["frames"] for p in parts) / max(n, 1) for m in ("mse", "psnr_db")}}
+        out[key] = {
+            "frames": n,
+            **{m: sum(p[key][m] * p[key]["frames"] for p in parts) / max(n, 1) for m in ("mse", "psnr_db")},
+        }
     return out
 
 
