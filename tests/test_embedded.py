@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nextvid import catalog
 from nextvid.data import embedded, embedded_catalogue as catalogue, embedded_footage, embedded_render, sources, synth
 from nextvid.data.fetch import fetch
 from nextvid.data.manifest import UNLABELLED, read_manifest
@@ -151,7 +152,7 @@ def test_build_is_deterministic(builds):
     if a["encoder"]["byte_identical"]:  # libx264 + glibc: the encoded files themselves are identical
         assert _file_hashes(builds["root"] / "a") == _file_hashes(builds["root"] / "b")
     differ = {k for k, v in _manifest_hashes(c).items() if _manifest_hashes(a)[k] != v}
-    assert {f"{bm.name}/{s}" for bm in catalogue.BENCHMARKS for s in catalogue.SPLITS} <= differ
+    assert {f"{bm.name}/{s}" for bm in catalogue.BENCHMARKS for s in catalog.SPLITS} <= differ
     for info in (a, c):
         assert info["generator_version"] == catalogue.GENERATOR_VERSION
 
@@ -161,7 +162,7 @@ def test_every_row_exists_and_decodes_as_declared(builds):
     for bm in catalogue.BENCHMARKS:
         info = json.loads((out / bm.name / "info.json").read_text())
         assert info["generator_version"] == catalogue.GENERATOR_VERSION and info["frames"] == bm.frames
-        for split in catalogue.SPLITS:
+        for split in catalog.SPLITS:
             man = read_manifest(out / bm.name / f"{split}.tsv")
             assert man.sha256 == info["manifests"][split]["sha256"] and man.num_classes == len(bm.classes)
             for s in man.samples:
@@ -201,7 +202,7 @@ def test_labels_balanced_splits_disjoint(builds, sources_dir):
     for bm in catalogue.BENCHMARKS:
         per_class = catalogue.SCALES["smoke"][bm.name]
         paths = {}
-        for split, n in zip(catalogue.SPLITS, per_class):
+        for split, n in zip(catalog.SPLITS, per_class):
             man = read_manifest(out / bm.name / f"{split}.tsv")
             assert np.bincount([s.label for s in man.samples], minlength=len(bm.classes)).tolist() == [n] * len(
                 bm.classes
@@ -285,7 +286,7 @@ def test_sequence_order_is_what_the_decoded_clip_shows(tmp_path):
 
 def test_built_motion_labels_match_their_trajectories(builds):
     out = builds["root"] / "a"
-    for split in catalogue.SPLITS:
+    for split in catalog.SPLITS:
         for line in (out / "motion" / f"{split}.meta.jsonl").read_text().splitlines():
             meta = json.loads(line)
             motion, t = synth.MOTIONS[meta["label"]], meta["trajectory"]
@@ -321,7 +322,7 @@ def test_every_scale_fits_the_fashion_mnist_split_it_draws_from(scale):
     for b in catalogue.BENCHMARKS:
         for split, count in per_split.items():
             fmnist_labels = np.random.default_rng(0).permutation(np.repeat(np.arange(10), count))
-            per_class = catalogue.SCALES[scale][b.name][catalogue.SPLITS.index(split)]
+            per_class = catalogue.SCALES[scale][b.name][catalog.SPLITS.index(split)]
             tasks = embedded_render.plan(b, split, 0, per_class, fmnist_labels)
             assert np.bincount([t.label for t in tasks]).tolist() == [per_class] * len(b.classes)
             if b.name in ("images", "appearance"):
