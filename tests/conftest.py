@@ -85,15 +85,19 @@ def no_native_bf16(tmp_path_factory, monkeypatch):
     )
 
 
-@pytest.fixture(autouse=True)
-def machine_identity_from_cpuinfo_only(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def machine_identity_from_cpuinfo_only():
     """Tests say which kind of CPU they act as through NEXTVID_CPUINFO; a oneDNN ISA cap in the
     environment (how an AVX2 machine is mimicked on an AVX512-BF16 one) must not override that. The
-    tests of the cap itself set it again."""
+    tests of the cap itself set it again. Session-wide, so that it is gone before any module-scoped
+    fixture starts a job: a job started with the cap and one started without it compute different
+    floats, and the launcher's resumed == uninterrupted checks compare exactly."""
     from nextvid.train.precision import ISA_CAP_ENV
 
-    for name in ISA_CAP_ENV:
-        monkeypatch.delenv(name, raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ISA_CAP_ENV:
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture
