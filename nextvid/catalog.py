@@ -35,6 +35,10 @@ FIGURES = {
     "fig7": "fig7_tsne",
 }
 
+# what a probe can read tokens from (nextvid.probe.encoders): the EMA or online encoder of a
+# checkpoint, raw tubelet pixels, or the small CNN of the supervised ceiling
+PROBE_ENCODERS = ("reference", "online", "pixels", "convnet")
+
 # a checkpoint argument `random:PRESET` names a seeded random-init encoder of that preset
 RANDOM_PREFIX = "random:"
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from nextvid.catalog import random_preset
+from nextvid.catalog import PROBE_ENCODERS as ENCODERS, random_preset
 from nextvid.config import Config, ConfigError, from_dict, merge
 from nextvid.models.encoder import Encoder
 from nextvid.models.nextvid import build_model
@@ -25,8 +25,6 @@ from nextvid.probe.convnet import ConvNetTokens
 from nextvid.probe.protocol import ProbeProtocol, layer_indices
 
 log = logging.getLogger(__name__)
-
-ENCODERS = ("reference", "online", "pixels", "convnet")
 
 
 class EncoderTokens(nn.Module):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
+from nextvid.catalog import PROBE_ENCODERS
+
 
 def add_probe_arguments(parser) -> None:
     """The arguments that choose what is probed and how (shared with `nextvid bench probe`)."""
@@ -24,7 +26,7 @@ def add_probe_arguments(parser) -> None:
     )
     parser.add_argument(
         "--encoder",
-        choices=["reference", "online", "pixels", "convnet"],
+        choices=PROBE_ENCODERS,
         default="reference",
         help="reference: the EMA encoder (default); pixels: no encoder; convnet: a seeded small 3D CNN (the --finetune ceiling)",
     )
