@@ -396,6 +396,34 @@ def test_bad_config_fails_at_start_naming_the_key(case, tmp_path):
 # --- the SLURM profile ---------------------------------------------------------------------------
 
 
+# Rules that do compute go to SLURM; the rest stay on the submit host (pretrain submits its own jobs
+# through submitit). tests/test_slurm.py checks the same split on a real cluster.
+CLUSTER_RULES = {"data_embedded", "data_cache_mixture", "data_convert", "vae", "probe", "probe_reference"}
+CLUSTER_RULES |= {"report_features", "generate"}
+
+
+def local_rules(snakefile: Path, config: Path, workdir: Path) -> tuple[set[str], set[str]]:
+    """(rules run locally under a cluster executor, all rules) as the loaded workflow declares them."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    with SnakemakeApi() as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(),
+            config_settings=ConfigSettings(configfiles=[config]),
+            snakefile=snakefile,
+            workdir=workdir,
+        )._workflow
+        return set(workflow._localrules) | {"all"}, {rule.name for rule in workflow.rules}
+
+
+def test_compute_rules_go_to_the_cluster_and_the_rest_stay_local(tmp_path):
+    """`use rule X as Y with:` resets `localrule` (snakemake 9.27): Figs. 5-7 went to SLURM."""
+    local, rules = local_rules(ROOT / "Snakefile", ROOT / SMOKE, tmp_path)
+    assert CLUSTER_RULES <= rules
+    assert rules - local == CLUSTER_RULES
+
+
 def test_profile_slurm_resolves_from_the_repository_root(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     install = ROOT / "workflow/profiles/install.sh"

@@ -104,6 +104,7 @@ use rule report_fig4 as report_fig5 with:
         **figure_outputs("fig5"),
     log:
         log_file("report", "{config}", "fig5.log"),
+    localrule: True  # `use rule ... with:` resets it (snakemake 9.27)
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
         args=lambda wc: PLAN.figure_args(wc.config, "fig5"),
@@ -117,6 +118,7 @@ use rule report_fig4 as report_fig6 with:
         **figure_outputs("fig6"),
     log:
         log_file("report", "{config}", "fig6.log"),
+    localrule: True  # `use rule ... with:` resets it (snakemake 9.27)
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
         args=lambda wc: PLAN.figure_args(wc.config, "fig6"),
@@ -130,6 +132,7 @@ use rule report_fig4 as report_fig7 with:
         **figure_outputs("fig7"),
     log:
         log_file("report", "{config}", "fig7.log"),
+    localrule: True  # `use rule ... with:` resets it (snakemake 9.27)
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
         args=lambda wc: PLAN.figure_args(wc.config, "fig7"),
