@@ -2,7 +2,7 @@
 reads (nextvid.probe.encoders: the EMA reference encoder by default, the benchmark's layers and
 attention mask) on the probe's deterministic validation views, mean-pooled over tokens, segments
 and views. A deterministic, class-balanced subset of at most `max_samples` samples
-(nextvid.report.generation.pick_samples) keeps t-SNE cheap.
+(nextvid.data.datasets.pick_samples) keeps t-SNE cheap.
 
 features.npz: `features` (n, D) float32, `labels` (n,), `indices` (n,) manifest positions,
 `classes` (class names by id), `meta` (JSON: the encoder's record, protocol, manifest, skipped).
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nextvid.report.generation import pick_samples
+from nextvid.data.datasets import pick_samples
 
 log = logging.getLogger(__name__)
 
