@@ -6,6 +6,7 @@ and views. A deterministic, class-balanced subset of at most `max_samples` sampl
 
 features.npz: `features` (n, D) float32, `labels` (n,), `indices` (n,) manifest positions,
 `classes` (class names by id), `meta` (JSON: the encoder's record, protocol, manifest, skipped).
+This module encodes clips; nextvid.report.tsne and nextvid.report.rank only read features.npz.
 """
 
 from __future__ import annotations
