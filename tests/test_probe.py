@@ -14,7 +14,7 @@ import torch
 
 from nextvid.config import ConfigError
 from nextvid.probe import fit
-from nextvid.probe.data import ProbeData
+from nextvid.probe.clips import ProbeData
 from nextvid.probe.features import build_store
 from nextvid.probe.heads import AttentiveProbe, ProbeGrid, lr_factor
 from nextvid.probe.protocol import PROTOCOLS, get_protocol, layer_indices, load_protocol

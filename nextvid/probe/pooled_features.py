@@ -38,7 +38,7 @@ def extract_features(
     from nextvid.data.badinput import is_marker
     from nextvid.data.datasets import ManifestSource
     from nextvid.data.manifest import read_manifest
-    from nextvid.probe.data import eval_clips
+    from nextvid.probe.clips import eval_clips
     from nextvid.probe.encoders import load_token_source
     from nextvid.probe.features import encode_views
     from nextvid.probe.protocol import load_protocol

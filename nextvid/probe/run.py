@@ -1,5 +1,5 @@
 """One probe run: features (cached where the views are deterministic), the head grid, exact
-evaluation, metrics.json. The CLI builds the clip sets (nextvid.probe.data: the data layer's
+evaluation, metrics.json. The CLI builds the clip sets (nextvid.probe.clips: the data layer's
 EvalClips over the manifests) and the token source; tests and the bench call `run_probe` directly
 with their own.
 
@@ -18,7 +18,7 @@ import torch
 
 from nextvid.config import ConfigError
 from nextvid.probe import fit, metrics_json
-from nextvid.probe.data import ProbeData
+from nextvid.probe.clips import ProbeData
 from nextvid.probe.encoders import TokenSource
 from nextvid.probe.features import CachedTrainFeatures, ClipSet, LiveTrainFeatures, build_store, feature_key
 from nextvid.probe.heads import ProbeGrid
