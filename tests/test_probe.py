@@ -361,7 +361,7 @@ def test_metrics_carry_the_protocol(tmp_path):
 
 
 def test_bench_probe_reports_speedup_and_equal_accuracy(tmp_path, no_native_bf16):
-    from nextvid.probe.bench import bench_probe, table
+    from nextvid.bench.probe import bench_probe, table
 
     protocol = load_protocol("motion", overrides=FAST)
     train, val = TokenClips(80, 4, segments=2, seed=1), TokenClips(30, 4, segments=2, seed=2)
