@@ -18,7 +18,7 @@ SPLITS = ("train", "val")
 REFERENCE_VARIANTS = ("random", "pixels")
 
 # the paper's tables we fill (nextvid.report.tables: Table 1, then the ablations of
-# nextvid.report.paper.ABLATIONS, in its order) and our figures, by short name -> file stem
+# nextvid.report.paper_numbers.ABLATIONS, in its order) and our figures, by short name -> file stem
 TABLES = (
     "table1",
     "table2_design",

@@ -3,7 +3,7 @@
 The workflow's experiment configs only pick variants by name (and a preset, seeds, budget); what a
 variant *is* lives here, so the Snakefile holds no method knowledge and a table row is traceable to
 the exact overrides that produced it. Overrides are `--set KEY=VALUE` strings (nextvid.config).
-Keys of `tables` are the paper tables of nextvid.report.paper.ABLATIONS; values are their row keys.
+Keys of `tables` are the paper tables of nextvid.report.paper_numbers.ABLATIONS; values are their row keys.
 """
 
 from __future__ import annotations

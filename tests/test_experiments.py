@@ -1,5 +1,5 @@
 """The variant registry: every variant resolves on the CPU preset, differs from the method, and names
-only table rows that nextvid.report.paper knows."""
+only table rows that nextvid.report.paper_numbers knows."""
 
 import pytest
 import torch
@@ -7,7 +7,7 @@ import torch
 from nextvid import config
 from nextvid.experiments import VARIANTS, get_variant
 from nextvid.plan.runs import needs_overrides
-from nextvid.report.paper import ABLATIONS, OUR_ROWS
+from nextvid.report.paper_numbers import ABLATIONS, OUR_ROWS
 from nextvid.vae.config import load_vae_config
 
 

@@ -1,6 +1,6 @@
 """The package's layering, read from its source (ast, nothing imported): no import circle among
-nextvid's modules, the library never reaches up into the CLI (nextvid.commands), and every file stays
-small enough to have one job.
+nextvid's modules, the library never reaches up into the CLI (nextvid.commands), nextvid.report
+computes nothing (it reads result files and draws), and every file stays small enough to have one job.
 
 Every import counts as an edge, at module level or inside a function: an import deferred into a
 function still ties the two modules together (a circle hidden that way is still a circle). Only
@@ -128,6 +128,51 @@ def test_the_library_does_not_import_the_cli():
         if target == "nextvid.commands" or target.startswith("nextvid.commands.")
     )
     assert not offenders, "library modules import the CLI layer:\n" + "\n".join(offenders)
+
+
+# report/ reads result files (npz, json, png) and draws: what builds models, encodes clips or trains
+# lives in the compute packages, so a report never waits on a model and runs without torch.
+COMPUTE = ("torch", "nextvid.models", "nextvid.probe", "nextvid.train")
+
+
+def _is_compute(name: str) -> bool:
+    return any(name == c or name.startswith(f"{c}.") for c in COMPUTE)
+
+
+def _compute_imports(roots: list[str], imports: dict[str, list[str]]) -> list[str]:
+    """`module imports X` for each compute import X of a root module or of any module the roots import,
+    directly or not; `imports` maps each nextvid module to the dotted names it imports."""
+    seen, todo, found = set(), list(roots), []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found += [f"{name} imports {target}" for target in imports[name] if _is_compute(target)]
+        todo += sorted(target for target in imports[name] if target in imports)
+    return sorted(set(found))
+
+
+def test_the_compute_check_sees_an_indirect_torch_import():
+    """The check below can fail: a report module reaching torch through another nextvid module is
+    found; a module the report does not import is not its business."""
+    imports = {
+        "nextvid.report.a": ["numpy", "nextvid.b"],
+        "nextvid.b": ["torch.nn", "nextvid.probe.fit"],
+        "nextvid.probe.fit": [],
+        "nextvid.c": ["torch"],
+    }
+    assert _compute_imports(["nextvid.report.a"], imports) == [
+        "nextvid.b imports nextvid.probe.fit",
+        "nextvid.b imports torch.nn",
+    ]
+
+
+def test_report_computes_nothing():
+    imports = {name: _imported_names(ast.parse(path.read_text(), str(path))) for name, path in MODULES.items()}
+    roots = [name for name in MODULES if name == "nextvid.report" or name.startswith("nextvid.report.")]
+    offenders = _compute_imports(roots, imports)
+    assert not offenders, "nextvid.report must only read result files and draw:\n" + "\n".join(offenders)
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

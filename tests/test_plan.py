@@ -18,7 +18,7 @@ from nextvid.experiments import get_variant
 from nextvid.plan import Plan, PlanError, check_all
 from nextvid.plan.code import code_closure
 from nextvid.plan.runs import needs_overrides
-from nextvid.report.paper import ABLATIONS
+from nextvid.report.paper_numbers import ABLATIONS
 from nextvid.train.schedule import kept_steps
 from nextvid.vae.config import load_vae_config
 

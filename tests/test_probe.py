@@ -14,7 +14,7 @@ import torch
 
 from nextvid.config import ConfigError
 from nextvid.probe import fit
-from nextvid.probe.data import ProbeData
+from nextvid.probe.clips import ProbeData
 from nextvid.probe.features import build_store
 from nextvid.probe.heads import AttentiveProbe, ProbeGrid, lr_factor
 from nextvid.probe.protocol import PROTOCOLS, get_protocol, layer_indices, load_protocol
@@ -361,7 +361,7 @@ def test_metrics_carry_the_protocol(tmp_path):
 
 
 def test_bench_probe_reports_speedup_and_equal_accuracy(tmp_path, no_native_bf16):
-    from nextvid.probe.bench import bench_probe, table
+    from nextvid.bench.probe import bench_probe, table
 
     protocol = load_protocol("motion", overrides=FAST)
     train, val = TokenClips(80, 4, segments=2, seed=1), TokenClips(30, 4, segments=2, seed=2)

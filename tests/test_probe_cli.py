@@ -178,7 +178,7 @@ def test_clip_sets_are_the_data_layers_eval_clips(bench_dir):
     from nextvid.data.sampling import ClipSpec, segment_clips
     from nextvid.data.transforms import SpatialViews
     from nextvid.data.video import open_frames
-    from nextvid.probe.data import probe_data
+    from nextvid.probe.clips import probe_data
     from nextvid.probe.protocol import load_protocol
 
     manifests = [

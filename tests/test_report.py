@@ -41,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> dict:
     """One real metrics.json, from the probe's own code on synthetic tokens."""
-    from nextvid.probe.data import ProbeData
+    from nextvid.probe.clips import ProbeData
     from nextvid.probe.protocol import load_protocol
     from nextvid.probe.run import run_probe
 

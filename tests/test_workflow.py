@@ -202,7 +202,7 @@ def test_every_embedded_config_builds_its_dag(name, tmp_path):
 def test_smoke_dag_builds_tables_4_and_5_from_the_simplified_model():
     """Every paper row of Tables 4 and 5 has a variant in the smoke DAG, and each is the simplified model."""
     from nextvid.experiments import VARIANTS
-    from nextvid.report.paper import ABLATIONS
+    from nextvid.report.paper_numbers import ABLATIONS
 
     variants = yaml.safe_load((ROOT / SMOKE).read_text())["experiments"]["smoke"]["variants"]
     for table in ("table4_masking", "table5_decoder"):

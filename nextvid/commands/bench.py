@@ -23,7 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "paper": ("nextvid.bench.paper", "FLOPs of the paper's training run, the MFU its 146 h imply, our estimated hours"),
     "probe": (
-        "nextvid.probe.bench",
+        "nextvid.bench.probe",
         "attentive probe: cached features + head grid vs features recomputed every epoch for one head",
     ),
 }

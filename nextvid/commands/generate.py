@@ -1,7 +1,7 @@
 """`nextvid generate`: next-frame generations from a pretraining checkpoint's flow decoder (paper
 Fig. 5) on deterministic validation clips -> OUT/samples.npz (uint8 frames: ground truth, masked
 generation per mask view, autoregressive rollout; the masks; labels; meta) and OUT/samples.png.
-See nextvid.report.generation."""
+See nextvid.generation."""
 
 from __future__ import annotations
 
@@ -39,19 +39,12 @@ def run(args) -> int:
     import torch
 
     from nextvid.data.badinput import is_marker
-    from nextvid.data.datasets import EvalClips, ManifestSource
+    from nextvid.data.datasets import EvalClips, ManifestSource, pick_samples
     from nextvid.data.manifest import ManifestError, read_manifest
+    from nextvid.generation import GenerationError, clip_spec, generate, load_generator, save_samples
     from nextvid.layout import checkpoint_label
     from nextvid.report import grids
     from nextvid.report.figures import save
-    from nextvid.report.generation import (
-        GenerationError,
-        clip_spec,
-        generate,
-        load_generator,
-        pick_samples,
-        save_samples,
-    )
     from nextvid.train.checkpoint import CheckpointError
 
     if args.threads is not None:

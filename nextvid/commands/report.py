@@ -204,7 +204,7 @@ def _features(args) -> int:
     import torch
 
     from nextvid.layout import checkpoint_label
-    from nextvid.report.features import extract_features, save_features
+    from nextvid.probe.pooled_features import extract_features, save_features
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -16,7 +16,7 @@ Both return a marker instead of a sample they cannot read (nextvid.data.badinput
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -204,6 +204,22 @@ class EvalClips(_ClipDataset):
         if image:
             video = video.expand(-1, -1, self.spec.frames, -1, -1)
         return {"video": video, "label": self.labels[i], "index": i}
+
+
+def pick_samples(labels: Sequence[int], n: int) -> list[int]:
+    """n deterministic positions of a clip set (its `labels`) spread over the classes, for the figures
+    that show a few samples (generations, t-SNE): round-robin over classes in label order,
+    each class's samples in manifest order."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(int(label), []).append(i)
+    queues = [by_class[c] for c in sorted(by_class)]
+    out: list[int] = []
+    depth = 0
+    while len(out) < n and any(depth < len(q) for q in queues):
+        out += [q[depth] for q in queues if depth < len(q)]
+        depth += 1
+    return sorted(out[:n])
 
 
 def make_loader(

@@ -4,7 +4,7 @@ then, with no hand-kept list to fall out of step with the code.
 
 The closure follows every `import` (also those inside functions). Another command module
 (`nextvid.commands.*`) counts as its own file only: its imports serve its own subcommands (e.g.
-`generate` borrows a label helper from `report`).
+`data` lists the subcommands of `data_convert`).
 """
 
 from __future__ import annotations
@@ -68,4 +68,4 @@ def features_code(root: Path) -> list[str]:
     """`report features` encodes clips (minutes): its code is the feature extraction's and the
     command module's own file, so a change to tables or figures does not rerun it."""
     own = module_file(root, f"{PACKAGE}.commands.report")
-    return sorted(set(code_closure(root, f"{PACKAGE}.report.features")) | {relative(own)})
+    return sorted(set(code_closure(root, f"{PACKAGE}.probe.pooled_features")) | {relative(own)})

@@ -29,7 +29,7 @@ from torch import nn
 
 from nextvid.config import ConfigError
 from nextvid.data.datasets import make_loader
-from nextvid.probe import fit, report
+from nextvid.probe import fit, metrics_json
 from nextvid.probe.encoders import EncoderTokens, TokenSource
 from nextvid.probe.features import ClipSet, skip_log
 from nextvid.probe.heads import AttentiveProbe, lr_factor
@@ -227,7 +227,7 @@ def run_finetune(
         "skipped": {k: v["bad"] for k, v in skipped.items()},
         "max_bad_fraction": protocol.max_bad_fraction,
     }
-    metrics = report.build_metrics(
+    metrics = metrics_json.build_metrics(
         protocol, source.record, record, features, trained, val_scores, held_scores, rules, timing, skipped
     )
     metrics["mode"] = "finetune"
@@ -247,7 +247,7 @@ def run_finetune(
             for (lr, wd, ex), loss, ch in zip(runs, losses, changes)
         ],
     }
-    report.write_metrics(out_dir, metrics)
+    metrics_json.write_metrics(out_dir, metrics)
     log.info("%s (finetune): %s", protocol.benchmark, {name: round(r["top1"], 2) for name, r in rules.items()})
     return metrics
 

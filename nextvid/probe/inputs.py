@@ -66,7 +66,7 @@ def resolve_probe(args):
     config and manifest errors)."""
     import torch
 
-    from nextvid.probe.data import probe_data
+    from nextvid.probe.clips import probe_data
     from nextvid.probe.encoders import load_token_source
     from nextvid.probe.protocol import load_protocol
     from nextvid.train.checkpoint import CheckpointError

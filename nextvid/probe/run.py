@@ -1,5 +1,5 @@
 """One probe run: features (cached where the views are deterministic), the head grid, exact
-evaluation, metrics.json. The CLI builds the clip sets (nextvid.probe.data: the data layer's
+evaluation, metrics.json. The CLI builds the clip sets (nextvid.probe.clips: the data layer's
 EvalClips over the manifests) and the token source; tests and the bench call `run_probe` directly
 with their own.
 
@@ -17,8 +17,8 @@ from typing import Any, Optional, Sequence
 import torch
 
 from nextvid.config import ConfigError
-from nextvid.probe import fit, report
-from nextvid.probe.data import ProbeData
+from nextvid.probe import fit, metrics_json
+from nextvid.probe.clips import ProbeData
 from nextvid.probe.encoders import TokenSource
 from nextvid.probe.features import CachedTrainFeatures, ClipSet, LiveTrainFeatures, build_store, feature_key
 from nextvid.probe.heads import ProbeGrid
@@ -118,10 +118,10 @@ def run_probe(
         "skipped": {split: skip_log.bad for split, skip_log in skips.items()},
         "max_bad_fraction": protocol.max_bad_fraction,
     }
-    metrics = report.build_metrics(
+    metrics = metrics_json.build_metrics(
         protocol, source.record, record, features, trained, val, heldout, rules, timing, skipped
     )
-    report.write_metrics(out, metrics)
+    metrics_json.write_metrics(out, metrics)
     log.info("%s: %s", protocol.benchmark, {name: round(r["top1"], 2) for name, r in rules.items()})
     return metrics
 

@@ -43,7 +43,7 @@ def compose(rows: Sequence[np.ndarray], generated: Sequence[np.ndarray]) -> np.n
 
 
 def sample_rows(samples: dict, i: int, view: int = 0) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """The four rows of sample i of a samples.npz (nextvid.report.generation)."""
+    """The four rows of sample i of a samples.npz (nextvid.generation)."""
     frames, T = samples["frames"][i], samples["frames"].shape[1]
     t = np.arange(T)
     masked_from, context = int(samples["masked_from"]), int(samples["rollout_from"])

@@ -20,7 +20,7 @@ import pandas as pd
 
 from nextvid.catalog import REFERENCE_VARIANTS
 from nextvid.layout import parse_probe_metrics
-from nextvid.report.paper import EMBEDDED_MIRRORS, PAPER_PROTOCOLS
+from nextvid.report.paper_numbers import EMBEDDED_MIRRORS, PAPER_PROTOCOLS
 
 RULES = ("best_on_val", "heldout_selected")
 PAPER_RULE = "best_on_val"

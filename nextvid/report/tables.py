@@ -18,7 +18,7 @@ import pandas as pd
 
 from nextvid.catalog import REFERENCE_VARIANTS, TABLES
 from nextvid.experiments import VARIANTS
-from nextvid.report import paper
+from nextvid.report import paper_numbers
 from nextvid.report.results import AVG, AVG_OF, PAPER_RULE, RULES, aggregate, budget_label, format_cell, paper_benchmark
 from nextvid.report.runs import Run
 
@@ -38,15 +38,15 @@ class Table:
 
 
 def paper_columns(name: str) -> tuple[str, ...]:
-    return paper.PAPER_BENCHMARKS if name == "table1" else ("IN1K", "SSv2", "avg")
+    return paper_numbers.PAPER_BENCHMARKS if name == "table1" else ("IN1K", "SSv2", "avg")
 
 
 def paper_rows(name: str) -> dict[str, tuple]:
     """Paper row label -> its values in paper_columns order."""
     if name == "table1":
-        return {row: tuple(v[b] for b in paper.PAPER_BENCHMARKS) for row, v in paper.TABLE1.items()}
-    labels = paper.ROW_LABELS[name]
-    return {labels[key]: values for key, values in paper.ABLATIONS[name].items()}
+        return {row: tuple(v[b] for b in paper_numbers.PAPER_BENCHMARKS) for row, v in paper_numbers.TABLE1.items()}
+    labels = paper_numbers.ROW_LABELS[name]
+    return {labels[key]: values for key, values in paper_numbers.ABLATIONS[name].items()}
 
 
 def our_rows(name: str, results: Optional[pd.DataFrame] = None) -> list[tuple[str, str]]:
@@ -56,8 +56,10 @@ def our_rows(name: str, results: Optional[pd.DataFrame] = None) -> list[tuple[st
     for variant in VARIANTS.values():
         key = variant.tables.get(name)
         if key is not None:
-            key = paper.row_at_step(name, key, _probed_step(results, variant.name))
-            label = paper.TABLE1_BESIDE.get(key, key) if name == "table1" else paper.ROW_LABELS[name][key]
+            key = paper_numbers.row_at_step(name, key, _probed_step(results, variant.name))
+            label = (
+                paper_numbers.TABLE1_BESIDE.get(key, key) if name == "table1" else paper_numbers.ROW_LABELS[name][key]
+            )
             rows.append((variant.name, label))
     return rows + [(ref, "") for ref in REFERENCE_VARIANTS]
 
@@ -110,7 +112,7 @@ def benchmark_columns(results: pd.DataFrame, name: str) -> list[str]:
     """Our benchmarks in the paper's order (K400, IN1K, SSv2, Diving48 mirrors), others after, `avg`
     last in the ablation tables."""
     present = sorted(set(results["benchmark"]) - {AVG})
-    order = {b: i for i, b in enumerate(paper.PAPER_BENCHMARKS)}
+    order = {b: i for i, b in enumerate(paper_numbers.PAPER_BENCHMARKS)}
     present.sort(key=lambda b: (order.get(paper_benchmark(b) or "", len(order)), b))
     if name != "table1" and AVG in set(results["benchmark"]):
         present.append(AVG)
@@ -123,7 +125,7 @@ def column_label(benchmark: str) -> str:
     mirror = paper_benchmark(benchmark)
     if mirror is None or mirror == benchmark:
         return benchmark
-    return mirror if benchmark in paper.PAPER_PROTOCOLS else f"{benchmark} (≈{mirror})"
+    return mirror if benchmark in paper_numbers.PAPER_PROTOCOLS else f"{benchmark} (≈{mirror})"
 
 
 def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None, runs: Sequence[Run] = ()) -> Table:
@@ -182,7 +184,7 @@ def build_table(name: str, results: pd.DataFrame, step: Optional[int] = None, ru
         wide_df[col] = wide_df[col].astype("Int64")  # counts, empty for paper-only rows
     table = Table(name, pd.DataFrame(display), wide_df, pd.DataFrame(sources))
     table.title, table.caption = (
-        paper.TABLE_TITLES[name],
+        paper_numbers.TABLE_TITLES[name],
         _caption(name, results, step) + row_captions(name, results, list(runs)),
     )
     if missing:

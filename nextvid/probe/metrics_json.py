@@ -102,7 +102,7 @@ def build_metrics(
 
 
 def _views(p: ProbeProtocol, views: int) -> str:
-    from nextvid.probe.data import eval_short_side
+    from nextvid.probe.clips import eval_short_side
 
     what = "the centre crop" if views == 1 else f"{views} crops spread along the long side"
     when = (

@@ -2,10 +2,11 @@
 reads (nextvid.probe.encoders: the EMA reference encoder by default, the benchmark's layers and
 attention mask) on the probe's deterministic validation views, mean-pooled over tokens, segments
 and views. A deterministic, class-balanced subset of at most `max_samples` samples
-(nextvid.report.generation.pick_samples) keeps t-SNE cheap.
+(nextvid.data.datasets.pick_samples) keeps t-SNE cheap.
 
 features.npz: `features` (n, D) float32, `labels` (n,), `indices` (n,) manifest positions,
 `classes` (class names by id), `meta` (JSON: the encoder's record, protocol, manifest, skipped).
+This module encodes clips; nextvid.report.tsne and nextvid.report.rank only read features.npz.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nextvid.report.generation import pick_samples
+from nextvid.data.datasets import pick_samples
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def extract_features(
     from nextvid.data.badinput import is_marker
     from nextvid.data.datasets import ManifestSource
     from nextvid.data.manifest import read_manifest
-    from nextvid.probe.data import eval_clips
+    from nextvid.probe.clips import eval_clips
     from nextvid.probe.encoders import load_token_source
     from nextvid.probe.features import encode_views
     from nextvid.probe.protocol import load_protocol

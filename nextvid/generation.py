@@ -10,13 +10,14 @@
 
 Everything is a function of (checkpoint, clips, seed): masks from a seeded MaskSampler, ODE noise
 from one seeded generator, clips deterministic (EvalClips, 1 segment x 1 view, centre crop).
+This module runs the model; nextvid.report.grids only reads the samples.npz it writes and draws it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -72,21 +73,6 @@ def clip_spec(cfg: Config, frames: int) -> ClipSpec:
         if cfg.data.frame_step > 0
         else ClipSpec(frames, fps=cfg.data.sample_fps)
     )
-
-
-def pick_samples(labels: Sequence[int], n: int) -> list[int]:
-    """n deterministic positions spread over the classes: round-robin over classes in label order,
-    each class's samples in manifest order."""
-    by_class: dict[int, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_class.setdefault(int(label), []).append(i)
-    queues = [by_class[c] for c in sorted(by_class)]
-    out: list[int] = []
-    depth = 0
-    while len(out) < n and any(depth < len(q) for q in queues):
-        out += [q[depth] for q in queues if depth < len(q)]
-        depth += 1
-    return sorted(out[:n])
 
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:

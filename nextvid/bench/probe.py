@@ -25,7 +25,7 @@ from typing import Any, Optional
 import torch
 
 from nextvid.config import merge
-from nextvid.probe.data import ProbeData
+from nextvid.probe.clips import ProbeData
 from nextvid.probe.encoders import TokenSource
 from nextvid.probe.protocol import ProbeProtocol
 from nextvid.probe.run import run_probe
