@@ -1,5 +1,6 @@
-"""The pretraining config as a run resolves it: a preset (nextvid.presets), then a YAML file, then
-KEY=VALUE overrides, all checked (docs/method.md for the defaults). The schema lives in
+"""The pretraining config from a preset (nextvid.presets), then a YAML file, then KEY=VALUE
+overrides, all checked (docs/method.md for the defaults); a pretraining run then adds its data and
+absolute paths (nextvid.config_resolve, the one place a run's config is resolved). The schema lives in
 nextvid.config_schema and the machinery in nextvid.config_engine; their public names are importable
 from here, the one module callers (the CLI, the workflow, the tests) need.
 """

@@ -127,7 +127,9 @@ def launch(
     cfg: Config, out_dir: str | Path, launcher: Launcher = "local", wait: bool = False, snapshot: bool = True
 ) -> dict:
     """Submit (or re-attach to) the pretraining job of `cfg` in `out_dir`; returns the job record.
-    With `wait`, block until the run is complete and raise LaunchError with the job's error."""
+    With `wait`, block until the run is complete and raise LaunchError with the job's error. `cfg` is
+    as nextvid.config_resolve resolves it (`nextvid pretrain` does): the job merges nothing more, and
+    a rerun re-attaches only to a job of the same training hash."""
     from nextvid.provenance import git_commit
     from nextvid.train.loop import DONE
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from nextvid import config
+from nextvid.config_resolve import resolve_pretrain_config
 from nextvid.experiments import VARIANTS, get_variant
 from nextvid.plan.runs import needs_overrides
 from nextvid.report.paper_numbers import ABLATIONS, OUR_ROWS
@@ -19,7 +20,7 @@ def workflow_inputs(variant) -> list[str]:
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_variant_resolves_and_changes_the_config(name):
     variant = get_variant(name)
-    cfg = config.load("tiny", None, list(variant.overrides) + workflow_inputs(variant))
+    cfg = resolve_pretrain_config("tiny", None, list(variant.overrides) + workflow_inputs(variant), inputs_ready=False)
     if name == "nextvid":
         assert cfg == config.load("tiny")
     else:
@@ -60,9 +61,10 @@ def test_probe_paths_parse_back_to_their_key():
 
 def resolve_run(name: str) -> config.Config:
     """A variant's config as `nextvid pretrain` resolves it from the workflow's arguments
-    (nextvid.plan: pretrain_overrides -> --preset/--set -> nextvid.config.load), on the nano preset."""
+    (nextvid.plan: pretrain_overrides -> --preset/--set -> nextvid.config_resolve), on the nano
+    preset, without data (none is read here)."""
     variant = get_variant(name)
-    return config.load("nano", None, list(variant.overrides) + workflow_inputs(variant))
+    return resolve_pretrain_config("nano", None, list(variant.overrides) + workflow_inputs(variant), inputs_ready=False)
 
 
 def frame0_moves(encode, video: torch.Tensor) -> bool:

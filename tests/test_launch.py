@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nextvid.config import load
+from nextvid.config_resolve import resolve_pretrain_config
 from nextvid.launch import JOB_RECORD, launch
 from nextvid.train import checkpoint as ckpt
 from nextvid.train.loop import DONE
@@ -27,11 +27,8 @@ NANO = ["data.num_workers=0", "train.deterministic=true", "train.checkpoint_ever
 
 
 def nano_cfg(mixture: Path, *extra: str):
-    from nextvid.config import merge
-    from nextvid.data.mixture import read_mixture
-
-    cfg = load("nano", None, NANO + list(extra))
-    return merge(cfg, {"data": {"sources": read_mixture(mixture)}})
+    """The config `nextvid pretrain --preset nano --mixture MIXTURE --set ...` launches."""
+    return resolve_pretrain_config("nano", None, NANO + list(extra), mixture)
 
 
 def final_model(run: Path) -> dict:

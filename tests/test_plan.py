@@ -103,7 +103,12 @@ def test_run_overrides_resolve_in_order():
         "train.keep_steps=[4, 8]",
     ]
     cfg = plan.resolve("x", "target_vae", 1)
-    assert cfg.target.vae_path == "results/vae/x" and cfg.seed == 1 and cfg.objective.ema_momentum == 0.95
+    # as `nextvid pretrain` resolves it: the VAE's paths absolute (a SLURM job runs elsewhere)
+    assert (
+        cfg.target.vae_path == str(Path("results/vae/x").resolve())
+        and cfg.seed == 1
+        and cfg.objective.ema_momentum == 0.95
+    )
     assert plan.pretrain_overrides("x", "nextvid", 0)[0] == "objective.ema_momentum=0.95"  # needs nothing
 
 
@@ -124,9 +129,9 @@ def test_real_mixture_becomes_data_sources_the_config_engine_reads():
         )
     )
     sources = plan.resolve("x", "nextvid", 0).data.sources
-    assert [(s.name, s.manifest, s.weight) for s in sources] == [
-        ("k4", "results/data/k4/train.tsv", 0.7),
-        ("corpus", "results/data/corpus/train.tsv", 0.3),
+    assert [(s.name, s.manifest, s.weight) for s in sources] == [  # made absolute, as the run's
+        ("k4", str(Path("results/data/k4/train.tsv").resolve()), 0.7),
+        ("corpus", str(Path("results/data/corpus/train.tsv").resolve()), 0.3),
     ]
     assert plan.pretrain_inputs("x", "nextvid") == {
         "k4": "results/data/k4/train.tsv",

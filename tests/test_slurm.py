@@ -25,7 +25,7 @@ import pytest
 import torch
 import yaml
 
-from nextvid.config import load, merge
+from nextvid.config_resolve import resolve_pretrain_config
 from nextvid.launch import JOB_RECORD, launch
 from nextvid.train import checkpoint as ckpt
 from nextvid.train.loop import DONE
@@ -95,9 +95,8 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.2) -> None:
 
 
 def nano_cfg(mixture: Path):
-    from nextvid.data.mixture import read_mixture
-
-    return merge(load("nano", None, TRAIN + SLURM), {"data": {"sources": read_mixture(mixture)}})
+    """The config `pretrain_cmd` launches (the same job name, the same run)."""
+    return resolve_pretrain_config("nano", None, TRAIN + SLURM, mixture)
 
 
 def pretrain_cmd(mixture: Path, out: Path) -> list[str]:

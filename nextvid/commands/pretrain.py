@@ -1,5 +1,6 @@
 """`nextvid pretrain`: pretrain an encoder, launched through submitit (debug: in this process;
-local: a subprocess on this machine; slurm: a SLURM job). Config errors (including missing data) are
+local: a subprocess on this machine; slurm: a SLURM job). The config is resolved by
+nextvid.config_resolve, as the workflow's plan resolves it; its errors (including missing data) are
 reported before anything is submitted. Rerunning the command re-attaches to the live job, resubmits a
 dead one (it resumes from its checkpoint) or returns at once when the run is complete."""
 
@@ -7,9 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from nextvid.config import add_config_arguments, resolve_config
+from nextvid.config import add_config_arguments
+from nextvid.config_resolve import resolve_pretrain_config
 
 
 def configure(parser) -> None:
@@ -28,27 +29,8 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from nextvid.config import merge
-    from nextvid.data.mixture import absolute_sources, read_mixture
-
-    cfg = resolve_config(args)  # here and below, input errors reach `nextvid`, which prints them
-    if args.mixture:
-        cfg = merge(cfg, {"data": {"sources": read_mixture(args.mixture)}})
-    cfg = merge(cfg, {"data": {"sources": absolute_sources(cfg.data.sources)}})
-    if cfg.target.kind == "vae":  # like the data: a SLURM job runs from a snapshot elsewhere
-        cfg = merge(
-            cfg,
-            {
-                "target": {
-                    key: str(Path(getattr(cfg.target, key)).expanduser().resolve()) for key in ("vae_path", "vae_stats")
-                }
-            },
-        )
-    if not cfg.data.sources:
-        print(
-            "nextvid: config error: data.sources: no pretraining data (give --mixture or data.sources)", file=sys.stderr
-        )
-        return 2
+    # input errors (a bad key, a missing manifest, no data) reach `nextvid`, which prints them
+    cfg = resolve_pretrain_config(args.preset, args.config, args.overrides, args.mixture)
     from nextvid.launch import LaunchError, launch
 
     try:

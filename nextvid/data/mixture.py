@@ -18,9 +18,9 @@ from typing import Optional, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from nextvid.config import ConfigError
 from nextvid.data.badinput import SkipLog
 from nextvid.data.datasets import TrainClips, open_source
+from nextvid.data.mixture_file import read_mixture
 from nextvid.data.sampling import ClipSpec, sample_rng
 from nextvid.data.transforms import RandomResizedCropFlip
 
@@ -121,49 +121,6 @@ def pretraining_dataset(cfg, frames: int) -> MixtureDataset:
         TrainClips(open_source(Path(s.manifest), s.shards or None), spec, size, augment, cfg.seed) for s in data.sources
     ]
     return MixtureDataset(sources, [s.weight for s in data.sources], cfg.seed, [s.name for s in data.sources])
-
-
-def read_mixture(path: str | Path) -> list[dict]:
-    """The `data.sources` entries of a mixture file (`nextvid data embedded` / `cache-mixture` write
-    one): name, weight, manifest and optional shards, paths made absolute against the file's folder."""
-    import json
-
-    from nextvid.errors import UserInputError
-
-    path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-        entries = spec["sources"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserInputError(f"{path}: not a readable mixture file ({type(err).__name__}: {err})") from None
-    out = []
-    for i, e in enumerate(entries):
-        missing = {"name", "manifest", "weight"} - set(e)
-        if missing:
-            raise UserInputError(f"{path}: sources.{i} lacks {', '.join(sorted(missing))}")
-        src = {
-            "name": e["name"],
-            "weight": float(e["weight"]),
-            "manifest": str((path.parent / e["manifest"]).resolve()),
-        }
-        if e.get("shards"):
-            src["shards"] = str((path.parent / e["shards"]).resolve())
-        out.append(src)
-    return out
-
-
-def absolute_sources(sources: Sequence) -> list[dict]:
-    """`data.sources` with manifest and shard paths resolved against the current directory: a job runs
-    from a code snapshot elsewhere (SLURM), so relative paths must not reach it. Missing manifests are
-    reported here, before anything is submitted."""
-    out = []
-    for i, s in enumerate(sources):
-        manifest = Path(s.manifest).expanduser().resolve()
-        if not manifest.is_file():
-            raise ConfigError(f"data.sources.{i}.manifest: {s.manifest} does not exist")
-        shards = str(Path(s.shards).expanduser().resolve()) if s.shards else ""
-        out.append({"name": s.name, "weight": s.weight, "manifest": str(manifest), "shards": shards})
-    return out
 
 
 def cache_mixture(

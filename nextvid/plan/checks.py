@@ -49,7 +49,7 @@ def check_pretrain(plan: Plan, name: str) -> None:
         undone = own & set_keys(get_variant(variant).overrides)
         if undone:
             raise PlanError(f"{where}.pretrain.set", f"{sorted(undone)} would undo what variant {variant!r} sets")
-        try:  # every key and type of the resolved nextvid config, before anything runs
+        try:  # the run's config as `nextvid pretrain` resolves it (nextvid.config_resolve), before anything runs
             plan.resolve(name, variant, exp["seeds"][0])
         except (ConfigError, OSError) as err:
             raise PlanError(f"{where} (variant {variant})", err) from None

@@ -13,7 +13,9 @@ import shlex
 from pathlib import Path
 from typing import Any, Optional
 
-from nextvid import config as nextvid_config, layout
+from nextvid import layout
+from nextvid.config import Config
+from nextvid.config_resolve import resolve_pretrain_config
 from nextvid.experiments import Variant, budget_overrides, get_variant
 from nextvid.plan.data import DataPlan
 from nextvid.train.schedule import kept_steps
@@ -100,11 +102,26 @@ class RunPlan(DataPlan):
         sets.append(f"seed={seed}")
         return sets + budget_overrides(pre["total_steps"], pre["stop_at"], pre["keep_steps"])
 
-    def resolve(self, name: str, variant: str, seed: int) -> nextvid_config.Config:
-        """The nextvid config a run resolves to, as `nextvid pretrain` loads it from its arguments."""
+    def pretrain_request(self, name: str, variant: str, seed: int) -> dict[str, Any]:
+        """What decides a run's trained weights, as the arguments of `resolve_pretrain_config`
+        (nextvid.config_resolve): `pretrain_args` writes them on the command line of `nextvid
+        pretrain`, which resolves them with that function, and `resolve` passes them to it directly."""
         exp = self.experiments[name]
-        sets = self.pretrain_overrides(name, variant, seed) + exp["pretrain"]["launch"]
-        return nextvid_config.load(exp["preset"], exp["nextvid_config"], sets)
+        embedded = exp["pretrain"]["mixture"] == "embedded"
+        return {
+            "preset": exp["preset"],
+            "file": exp["nextvid_config"],
+            "overrides": self.pretrain_overrides(name, variant, seed),
+            "mixture": self.embedded_mixture() if embedded else None,  # else: data.sources overrides
+        }
+
+    def resolve(self, name: str, variant: str, seed: int, inputs_ready: bool = False) -> Config:
+        """The config a run resolves to: its request and the experiment's launch overrides, which the
+        rule adds to the command line after them. At DAG time (`inputs_ready` False) the mixture and
+        manifests need not exist yet, and the config is the run's but for an embedded mixture's sources."""
+        request = self.pretrain_request(name, variant, seed)
+        request["overrides"] += self.experiments[name]["pretrain"]["launch"]
+        return resolve_pretrain_config(**request, inputs_ready=inputs_ready)
 
     def final_step(self, name: str) -> int:
         """The step a run ends at: pretrain.stop_at for an early-stopped run, else the schedule's end."""
@@ -134,14 +151,14 @@ class RunPlan(DataPlan):
         return inputs
 
     def pretrain_args(self, name: str, variant: str, seed: int) -> str:
-        """Everything that decides the trained weights, as command-line arguments."""
-        exp = self.experiments[name]
-        args = [f"--preset {shlex.quote(exp['preset'])}"]
-        if exp["nextvid_config"]:
-            args.append(f"--config {shlex.quote(exp['nextvid_config'])}")
-        args.append(set_args(self.pretrain_overrides(name, variant, seed)))
-        if exp["pretrain"]["mixture"] == "embedded":
-            args.append(f"--mixture {shlex.quote(self.embedded_mixture())}")
+        """Everything that decides the trained weights (`pretrain_request`), as command-line arguments."""
+        request = self.pretrain_request(name, variant, seed)
+        args = [f"--preset {shlex.quote(request['preset'])}"]
+        if request["file"]:
+            args.append(f"--config {shlex.quote(request['file'])}")
+        args.append(set_args(request["overrides"]))
+        if request["mixture"]:
+            args.append(f"--mixture {shlex.quote(request['mixture'])}")
         return " ".join(args)
 
     def nextvid_config_text(self, name: str) -> str:

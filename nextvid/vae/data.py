@@ -23,7 +23,8 @@ from torch.utils.data import Dataset, Subset
 
 from nextvid.data.badinput import SkipLog, is_marker
 from nextvid.data.datasets import EvalClips, ManifestSource, TrainClips, make_loader, open_source
-from nextvid.data.mixture import MixtureDataset, read_mixture
+from nextvid.data.mixture import MixtureDataset
+from nextvid.data.mixture_file import read_mixture
 from nextvid.data.sampling import ClipSpec, sample_rng
 from nextvid.data.transforms import RandomResizedCropFlip
 from nextvid.data.video import Backend
