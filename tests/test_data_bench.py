@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from nextvid.cli import main
 from nextvid.data.shards import INDEX, ShardSource
 
 
 def test_bench_data_reports_three_rates_from_one_run(tmp_path, capsys):
     out = tmp_path / "bench" / "data.json"
+    torch.set_num_threads(2)  # the command decodes on one thread and gives the caller its count back
     rc = main(
         [
             "bench",
@@ -45,6 +48,7 @@ def test_bench_data_reports_three_rates_from_one_run(tmp_path, capsys):
     assert result["cached_vs_raw"] == result["cached_clips_per_s"] / result["raw_clips_per_s"]
     assert result["config"]["videos"] == 2 and result["environment"]["cpus"] >= 1
     assert any(line.startswith("cached") for line in printed)  # the table
+    assert torch.get_num_threads() == 2
 
 
 def test_data_cache_cli(tmp_path, capsys):

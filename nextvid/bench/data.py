@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nextvid.bench.timing import threads
+
 
 def configure(parser) -> None:
     parser.add_argument("--manifest", help="benchmark this manifest's files instead of generated videos")
@@ -51,15 +53,19 @@ def configure(parser) -> None:
 
 
 def measure(args) -> dict:
-    import torch
+    """The three rates, decoding on one torch thread per process (as the DataLoader's workers do); the
+    caller's thread count is restored, so an in-process call leaves no process-wide state behind."""
+    with threads(1):
+        return _measure(args)
 
+
+def _measure(args) -> dict:
     from nextvid.data.converters import from_folder
     from nextvid.data.datasets import ManifestSource, TrainClips, make_loader
     from nextvid.data.mixture import MixtureDataset
     from nextvid.data.sampling import ClipSpec
     from nextvid.data.shards import ShardSource, extract
 
-    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="nextvid-bench-data-") as tmp:
         tmp = Path(tmp)
         if args.manifest:
