@@ -200,7 +200,8 @@ def test_the_ceiling_is_one_finetune_per_seed_and_benchmark_at_its_own_lighter_s
     # the default is lighter than the frozen probes' protocol on every embedded benchmark: it trains its encoder
     for bench in catalog.EMBEDDED_BENCHMARKS:
         frozen, ceiling = load_protocol(bench), load_protocol(bench, None, [*default, "seed=0"])
-        assert ceiling.resolution < frozen.resolution and ceiling.epochs < frozen.epochs, bench
+        assert ceiling.resolution < frozen.resolution and ceiling.epochs <= frozen.epochs, bench
+        assert all(c < f for c, f in zip(ceiling.convnet_widths, frozen.convnet_widths)), bench  # a narrower CNN
         assert len(ceiling.grid.pairs()) == 1 and ceiling.holdout_fraction == 0, bench  # nothing chosen on it
     # its settings come after the experiment's and the benchmark's, and reach no other row
     change = {"set": ["epochs=3"], "ceiling": {"set": ["epochs=1"]}}
