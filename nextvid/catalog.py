@@ -13,9 +13,13 @@ from typing import Optional
 EMBEDDED_BENCHMARKS = ("images", "appearance", "motion", "motion_sequence")
 SPLITS = ("train", "val")
 
-# reference rows, probed at step 0 without pretraining: a random-init encoder of the preset, and raw
-# tubelet pixels (no encoder)
-REFERENCE_VARIANTS = ("random", "pixels")
+# reference rows, probed at step 0 without pretraining. The floors: a random-init encoder of the
+# preset, and raw tubelet pixels (no encoder). The supervised ceiling: a small 3D CNN and the probe
+# head trained end to end with labels on the train split (`nextvid probe --finetune --encoder
+# convnet`), what the labels allow; its metrics say `"mode": "finetune"`
+FLOOR_VARIANTS = ("random", "pixels")
+CEILING_VARIANT = "ceiling"
+REFERENCE_VARIANTS = (*FLOOR_VARIANTS, CEILING_VARIANT)
 
 # the paper's tables we fill (nextvid.report.tables: Table 1, then the ablations of
 # nextvid.report.paper_numbers.ABLATIONS, in its order) and our figures, by short name -> file stem

@@ -9,8 +9,8 @@ functions and the report parses them back, so a table cell traces to its metrics
     results/features/<config>/<variant>/seed<seed>/step<step>/<benchmark>.npz   pooled val features (t-SNE, RankMe)
     results/tables/<config>/<table>.{md,tex,csv}    results/figures/<config>/<figure>.png
 
-Reference rows (no pretraining) use the variants `random` (a random-init encoder of the preset) and
-`pixels` (no encoder) at step 0.
+Reference rows (no pretraining) use the variants `random` (a random-init encoder of the preset),
+`pixels` (no encoder) and `ceiling` (the supervised ceiling, nextvid.catalog) at step 0.
 """
 
 from __future__ import annotations

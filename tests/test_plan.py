@@ -182,11 +182,44 @@ def test_embedded_build_name_and_files():
 def test_probe_targets_cover_variant_seed_step_benchmark_and_references():
     plan = plan_of()
     keys = [layout.parse_probe_metrics(f) for f in plan.probe_metrics_files("x")]
-    assert len(keys) == len(set(keys)) == 2 * 2 * (2 * 2 + 2)  # seeds x benchmarks x (variants x steps + references)
+    assert len(keys) == len(set(keys)) == 2 * 2 * (2 * 2 + 3)  # seeds x benchmarks x (variants x steps + references)
     assert {k.step for k in keys if k.variant in catalog.REFERENCE_VARIANTS} == {0}
     assert plan.probe_args("x", "motion", "1") == "--set seed=1"
     assert plan_of(lambda c: c["experiments"]["x"]["probe"].update(references=["pixels"])).references("x") == ["pixels"]
     assert plan.reference_checkpoint("x") == "random:nano" and plan.probe_encoder("x", "random") == "reference"
+
+
+def test_the_ceiling_is_one_finetune_per_seed_and_benchmark_at_its_own_lighter_settings():
+    from nextvid.plan.runs import set_args
+    from nextvid.probe.protocol import load_protocol
+
+    plan = plan_of()
+    keys = [layout.parse_probe_metrics(f) for f in plan.probe_metrics_files("x")]
+    ceilings = sorted((k.seed, k.benchmark, k.step) for k in keys if k.variant == catalog.CEILING_VARIANT)
+    assert ceilings == [(seed, bench, 0) for seed in (0, 1) for bench in ("images", "motion")]
+    assert plan.probe_encoder("x", "ceiling") == "convnet" and plan.reference_checkpoint("x") == "random:nano"
+    assert [plan.probe_mode(v) for v in ("ceiling", "random", "pixels", "nextvid")] == ["--finetune", "", "", ""]
+    default = plan.experiments["x"]["probe"]["ceiling"]["set"]
+    assert plan.probe_args("x", "motion", "1", "ceiling") == set_args([*default, "seed=1"])
+    assert plan.probe_args("x", "motion", "1", "random") == plan.probe_args("x", "motion", "1") == "--set seed=1"
+    # the default is lighter than the frozen probes' protocol on every embedded benchmark: it trains its encoder
+    for bench in catalog.EMBEDDED_BENCHMARKS:
+        frozen, ceiling = load_protocol(bench), load_protocol(bench, None, [*default, "seed=0"])
+        assert ceiling.resolution < frozen.resolution and ceiling.epochs <= frozen.epochs, bench
+        assert all(c < f for c, f in zip(ceiling.convnet_widths, frozen.convnet_widths)), bench  # a narrower CNN
+        assert len(ceiling.grid.pairs()) == 1 and ceiling.holdout_fraction == 0, bench  # nothing chosen on it
+    # its settings come after the experiment's and the benchmark's, and reach no other row
+    change = {"set": ["epochs=3"], "ceiling": {"set": ["epochs=1"]}}
+    plan = plan_of(lambda c: c["experiments"]["x"]["probe"].update(change))
+    assert plan.probe_args("x", "motion", 0, "ceiling") == "--set epochs=3 --set epochs=1 --set seed=0"
+    assert plan.probe_args("x", "motion", 0, "pixels") == "--set epochs=3 --set seed=0"
+
+
+def test_a_config_without_the_ceiling_has_no_ceiling_probe():
+    plan = plan_of(lambda c: c["experiments"]["x"]["probe"].update(references=["random", "pixels"]))
+    variants = {layout.parse_probe_metrics(f).variant for f in plan.probe_metrics_files("x")}
+    assert variants == {"nextvid", "target_vae", "random", "pixels"}
+    check_all(plan)
 
 
 def test_all_targets_follow_the_report_sections():
@@ -241,6 +274,10 @@ BAD = {
     "experiments.x.probe.benchmarks.faces": lambda x: x["probe"]["benchmarks"].update(faces="embedded"),
     "experiments.x.generate.benchmark": lambda x: x["generate"].update(benchmark="appearance"),
     "experiments.x.probe.references.1": lambda x: x["probe"].update(references=["random", "noise"]),
+    "experiments.x.probe.ceiling.set": lambda x: x["probe"].update(ceiling={"set": ["epochz=1"]}),
+    "experiments.x.tsne.variants.1": lambda x: x.update(
+        tsne={"variants": ["nextvid", "ceiling"], "benchmark": "images"}
+    ),
     "experiments.x.report.tables": lambda x: x.update(report={"tables": ["table9"]}),
     "experiments.x.report.findings_doc": lambda x: x.update(report={"findings": True, "findings_doc": "/abs.md"}),
     "experiments.x (variant nextvid)": lambda x: x["pretrain"].update(set=["model.encoder.dpth=2"]),

@@ -198,6 +198,17 @@ def test_convnet_source_is_seeded_frozen_and_tokenises_a_clip():
     assert a.module(torch.zeros(2, 3, 8, 48, 48)).shape == (2, 2 * 6 * 6, a.dim)
 
 
+def test_convnet_widths_come_from_the_protocol():
+    from nextvid.probe.convnet import WIDTHS
+
+    assert load_protocol("motion").convnet_widths == WIDTHS  # the protocol's default is the CNN's own
+    protocol = load_protocol("motion", overrides=["convnet_widths=[8,16,24,40]", "precision=fp32"])
+    source = load_token_source("random:nano", "convnet", protocol)
+    convs = [m for m in source.module.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert [c.out_channels for c in convs] == [8, 16, 24, 40] and source.dim == 40
+    assert source.record["widths"] == [8, 16, 24, 40]
+
+
 def test_convnet_ceiling_learns_motion_direction_a_frozen_probe_cannot_read(tmp_path):
     """The ceiling's point: with labels, the CNN learns from a few hundred clips what its random
     features do not show a frozen probe (here: which way a square moves)."""

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from nextvid import layout
-from nextvid.catalog import REFERENCE_VARIANTS
+from nextvid.catalog import CEILING_VARIANT, REFERENCE_VARIANTS
 from nextvid.cli import main
 from nextvid.config import merge
 from nextvid.io import atomic_write_json
@@ -76,8 +76,10 @@ def put(
     clips_per_step: int | None = 16,
 ) -> Path:
     """A copy of the template at (variant, seed, step, bench); clips_per_step None: a metrics file written
-    before probes recorded the clips seen."""
+    before probes recorded the clips seen. The ceiling's is marked as `nextvid probe --finetune` marks it."""
     m = copy.deepcopy(template)
+    if variant == CEILING_VARIANT:
+        m["mode"] = "finetune"
     m["benchmark"], m["checkpoint"]["step"] = bench, step
     m["checkpoint"].pop("clips_seen", None)
     if clips_per_step is not None:
@@ -286,6 +288,42 @@ def test_missing_variants_and_seeds_do_not_crash(tmp_path, template):
     assert "No results for variant(s) no_ema" in (out / "table12_ema.md").read_text()
 
 
+def test_the_supervised_ceiling_sits_beside_the_floors_in_table1_and_fig4(tmp_path, template, monkeypatch):
+    from nextvid.report import figures
+
+    values = {"nextvid": [40.0], "random": [12.0], "pixels": [15.0], CEILING_VARIANT: [60.0]}
+    paths = put_all(tmp_path, template, values)
+    for path in paths:  # the ceiling ran at its own settings, one lr, nothing held out
+        if f"/{CEILING_VARIANT}/" in path.as_posix():
+            m = json.loads(path.read_text())
+            m["protocol"].update(
+                resolution=32, epochs=6, precision="fp32", grid={"lr": [0.001], "weight_decay": [0.01]}
+            )
+            del m["results"]["heldout_selected"]
+            path.write_text(json.dumps(m))
+    results = results_of(paths)
+    table = build_table("table1", results)
+    rows = list(table.display["variant"])
+    assert rows.index("nextvid") < rows.index("random") < rows.index("pixels") < rows.index(CEILING_VARIANT)
+    shown = table.display.set_index("variant")
+    assert shown.loc[CEILING_VARIANT, "paper row"].startswith("supervised ceiling")
+    assert shown.loc["random", "paper row"].startswith("floor") and shown.loc["pixels", "paper row"].startswith("floor")
+    assert (
+        shown.loc[CEILING_VARIANT, "images (≈IN1K)"] == "60.0"
+        and shown.loc[CEILING_VARIANT, "motion (≈SSv2)"] == "62.0"
+    )
+    assert any(c.startswith("Row ceiling:") and "(32 px, 6 epochs, lr 0.001, fp32)" in c for c in table.caption)
+    assert not any(c.startswith("Row ceiling:") for c in build_table("table1", results_of(paths[:-4])).caption)
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, out, name, caption: drawn.append((fig, caption)))
+    figures.probe_vs_step(results, tmp_path / "figs")
+    fig, caption = drawn[0]
+    images = next(ax for ax in fig.axes if ax.get_title() == "images (≈IN1K)")
+    flat = {line.get_label(): (line.get_linestyle(), set(line.get_ydata())) for line in images.lines}
+    assert flat[CEILING_VARIANT] == (":", {60.0}) and flat["random"] == ("--", {12.0})
+    assert "dotted: the supervised ceiling" in caption
+
+
 def test_final_step_by_default_or_the_step_asked(tmp_path, template):
     paths = put_all(tmp_path, template, {"nextvid": [10.0, 12.0]}, step=100) + put_all(
         tmp_path, template, {"nextvid": [20.0, 22.0], "random": [5.0, 5.0]}, step=300
@@ -317,6 +355,10 @@ def test_inconsistent_inputs_are_errors(tmp_path, template):
     atomic_write_json(bad, {**template, "benchmark": "images", "mode": "finetune"})
     with pytest.raises(ResultsError, match="'finetune' record .* where a frozen probe's belongs"):
         load_results([bad])
+    frozen_ceiling = layout.probe_metrics("tiny", CEILING_VARIANT, 0, 0, "images", tmp_path / "results")
+    atomic_write_json(frozen_ceiling, {**template, "benchmark": "images"})
+    with pytest.raises(ResultsError, match="'frozen' record where the supervised ceiling's belongs"):
+        load_results([frozen_ceiling])
     other = put(tmp_path, template, "nextvid", 0, 100, "motion", 50.0, config="vit_l")
     with pytest.raises(ResultsError, match="several configs"):
         load_results([good, other])

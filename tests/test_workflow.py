@@ -28,6 +28,7 @@ SMOKE = "workflow/config/smoke.yaml"
 PROFILE = "workflow/profiles/local"
 SMOKE_RUNS = len(yaml.safe_load((ROOT / SMOKE).read_text())["experiments"]["smoke"]["variants"])  # 1 seed
 SMOKE_PROBES = SMOKE_RUNS * 2 * 4  # 2 kept steps x 4 benchmarks
+SMOKE_REFERENCES = 3 * 4  # (random, pixels, ceiling) x 4 benchmarks
 
 
 def snakemake(*args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
@@ -507,7 +508,7 @@ def test_probe_code_change_reruns_probes_and_reports_never_pretraining(tree):
     edit_source(tree, "nextvid/probe/heads.py")
     out = tree.dry_run()
     counts = job_counts(out.stdout)
-    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == 8
+    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == SMOKE_REFERENCES
     assert set(counts) <= {"probe", "probe_reference", "report_features", "all"} | REPORT_RULES
     assert "pretrain" not in counts and "data_embedded" not in counts and "generate" not in counts
 
@@ -564,8 +565,18 @@ def test_variant_change_reruns_only_that_variant(tree):
 def test_probe_parameter_change_reruns_probes_not_pretraining(tree):
     tree.edit_config(lambda c: c["experiments"]["smoke"]["probe"]["set"].append("epochs=3"))
     counts = job_counts(tree.dry_run().stdout)
-    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == 8
+    assert counts["probe"] == SMOKE_PROBES and counts["probe_reference"] == SMOKE_REFERENCES
     assert not {"pretrain", "data_embedded", "generate"} & set(counts)
+
+
+@pytest.mark.slow
+def test_ceiling_parameter_change_reruns_only_the_ceiling(tree):
+    tree.edit_config(lambda c: c["experiments"]["smoke"]["probe"].update(ceiling={"set": ["epochs=1"]}))
+    out = tree.dry_run("--printshellcmds")
+    counts = job_counts(out.stdout)
+    assert counts["probe_reference"] == 4 and "probe" not in counts  # one ceiling per benchmark
+    assert out.stdout.count("--encoder convnet --finetune") == 4 and "--set epochs=1" in out.stdout
+    assert not {"pretrain", "data_embedded", "generate", "report_features"} & set(counts)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nextvid.catalog import EMBEDDED_BENCHMARKS, REFERENCE_VARIANTS, TABLES
+from nextvid.catalog import CEILING_VARIANT, EMBEDDED_BENCHMARKS, FLOOR_VARIANTS, REFERENCE_VARIANTS, TABLES
 from nextvid.config_engine import ConfigError
 from nextvid.experiments import get_variant
 from nextvid.plan.data import PlanError
@@ -103,6 +103,11 @@ def check_probe(plan: Plan, name: str) -> None:
             load_protocol(benchmark, spec["protocol"], plan.probe_overrides(name, benchmark, 0))
         except (ConfigError, OSError) as err:
             raise PlanError(bwhere, err) from None
+        if CEILING_VARIANT in plan.references(name):
+            try:
+                load_protocol(benchmark, spec["protocol"], plan.probe_overrides(name, benchmark, 0, CEILING_VARIANT))
+            except ConfigError as err:
+                raise PlanError(f"{where}.probe.ceiling.set", f"on {benchmark}: {err}") from None
 
 
 def check_outputs(plan: Plan, name: str) -> None:
@@ -114,7 +119,8 @@ def check_outputs(plan: Plan, name: str) -> None:
             continue
         if spec["benchmark"] not in exp["probe"]["benchmarks"]:
             raise PlanError(f"{where}.{section}.benchmark", f"{spec['benchmark']!r} is not a probe benchmark")
-        allowed = set(exp["variants"]) | (set(REFERENCE_VARIANTS) if section == "tsne" else set())
+        # t-SNE reads frozen features: the floors have them, the finetuned ceiling does not
+        allowed = set(exp["variants"]) | (set(FLOOR_VARIANTS) if section == "tsne" else set())
         for i, v in enumerate(spec["variants"]):
             if v not in allowed:
                 raise PlanError(f"{where}.{section}.variants.{i}", f"{v!r} is not one of {sorted(allowed)}")

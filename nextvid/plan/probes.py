@@ -1,8 +1,11 @@
 """Probes of an experiment: which checkpoints are probed on which benchmark with which protocol, and
-the reference rows (a random-init encoder, raw pixels) at step 0.
+the reference rows at step 0: the floors (a random-init encoder, raw pixels) and the supervised
+ceiling (a small 3D CNN and the probe head finetuned with labels, `nextvid probe --finetune`).
 
 A probe's protocol is the benchmark's (nextvid.probe.protocol), an optional YAML file and the
-overrides of the experiment, the benchmark and the seed: seed n replicates pretraining and probing.
+overrides of the experiment, the benchmark, the ceiling's own (`probe.ceiling.set`: the ceiling
+trains its encoder, so it gets lighter settings) and the seed: seed n replicates pretraining and
+probing.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import shlex
 from typing import Any
 
 from nextvid import layout
-from nextvid.catalog import REFERENCE_VARIANTS, SPLITS, random_checkpoint
+from nextvid.catalog import CEILING_VARIANT, REFERENCE_VARIANTS, SPLITS, random_checkpoint
 from nextvid.plan.runs import RunPlan, set_args
 
 
@@ -33,11 +36,14 @@ class ProbePlan(RunPlan):
             spec = {"dataset": spec}
         return {"protocol": None, "set": [], **spec}
 
-    def probe_overrides(self, name: str, benchmark: str, seed: int) -> list[str]:
-        """Protocol overrides: the experiment's, the benchmark's, and the seed (probe heads, held-out
-        split, random-init reference encoder)."""
+    def probe_overrides(self, name: str, benchmark: str, seed: int, variant: str = "") -> list[str]:
+        """Protocol overrides: the experiment's, the benchmark's, the ceiling's own for the `ceiling`
+        row (after the others: they lighten the protocol for a model that trains its encoder), and
+        the seed (probe heads, held-out split, random-init reference encoder, the ceiling's CNN)."""
         spec = self.probe_benchmark(name, benchmark)
-        return list(self.experiments[name]["probe"]["set"]) + list(spec["set"]) + [f"seed={seed}"]
+        probe = self.experiments[name]["probe"]
+        ceiling = list(probe["ceiling"]["set"]) if variant == CEILING_VARIANT else []
+        return list(probe["set"]) + list(spec["set"]) + ceiling + [f"seed={seed}"]
 
     def probe_manifests(self, name: str, benchmark: str) -> dict[str, str]:
         dataset = self.probe_benchmark(name, benchmark)["dataset"]
@@ -51,23 +57,32 @@ class ProbePlan(RunPlan):
         """The overrides alone (`nextvid report features` takes no protocol file)."""
         return set_args(self.probe_overrides(name, benchmark, int(seed)))
 
-    def probe_args(self, name: str, benchmark: str, seed: int | str) -> str:
-        """The protocol: an optional YAML file and the overrides."""
-        args = self.probe_set_args(name, benchmark, seed)
+    def probe_args(self, name: str, benchmark: str, seed: int | str, variant: str = "") -> str:
+        """The protocol of a variant's probe: an optional YAML file and the overrides."""
+        args = set_args(self.probe_overrides(name, benchmark, int(seed), variant))
         protocol = self.probe_benchmark(name, benchmark)["protocol"]
         return f"--protocol {shlex.quote(protocol)} {args}" if protocol else args
 
+    @staticmethod
+    def probe_mode(variant: str) -> str:
+        """`--finetune` for the supervised ceiling (encoder and head trained with labels), else nothing:
+        every other row is a frozen probe."""
+        return "--finetune" if variant == CEILING_VARIANT else ""
+
     def probe_encoder(self, name: str, variant: str) -> str:
-        """The encoder a probe reads: raw pixels, the random-init reference, or the experiment's."""
+        """The encoder a probe reads: raw pixels, the random-init reference, the ceiling's small CNN,
+        or the experiment's."""
         if variant == "pixels":
             return "pixels"
         if variant == "random":
             return "reference"
+        if variant == CEILING_VARIANT:
+            return "convnet"
         return self.experiments[name]["probe"]["encoder"]
 
     def reference_checkpoint(self, name: str) -> str:
-        """A reference row's encoder: random init of the experiment's preset (`pixels` reads only its
-        tubelet geometry)."""
+        """A reference row's encoder: random init of the experiment's preset (`pixels` and the
+        ceiling's CNN read only its geometry)."""
         return random_checkpoint(self.experiments[name]["preset"])
 
     def probe_metrics_files(self, name: str) -> list[str]:

@@ -83,7 +83,7 @@ def load_token_source(checkpoint: str, which: str, protocol: ProbeProtocol) -> T
     if which == "convnet":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(protocol.seed)
-            module = ConvNetTokens(enc.in_chans).eval().requires_grad_(False)
+            module = ConvNetTokens(enc.in_chans, protocol.convnet_widths).eval().requires_grad_(False)
         record.update(encoder="convnet", layers=None, attention_mask=None, widths=list(module.widths))
         return TokenSource(module, module.dim, "convnet", enc.tubelet, record)
     with torch.random.fork_rng(devices=[]):

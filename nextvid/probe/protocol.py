@@ -51,6 +51,9 @@ class ProbeProtocol:
     layers: int = 1
     bidirectional: bool = False  # False: the encoder's own mask at probe time (frame-causal as trained)
     pixel_pool: int = 4  # `--encoder pixels`: average-pool each patch by this factor per side
+    # `--encoder convnet` (the small 3D CNN of the supervised ceiling): channels of its four layers;
+    # the workflow's ceiling row narrows it to fit a few CPU minutes (docs/benchmarks.md)
+    convnet_widths: tuple[int, int, int, int] = (32, 64, 128, 128)
     # attentive probe [paper: one query, one cross-attention block, linear; 16 heads at ViT-L]
     heads: int = 16
     mlp_ratio: float = 4.0
@@ -210,6 +213,7 @@ def validate(p: ProbeProtocol) -> None:
     _require(0 < p.crop_scale[0] <= p.crop_scale[1] <= 1, "crop_scale", "must be (low, high) within (0, 1]")
     _require(0 < p.crop_aspect[0] <= p.crop_aspect[1], "crop_aspect", "must be (low, high) with 0 < low <= high")
     _require(all(0 <= b < 1 for b in p.betas), "betas", "must be in [0, 1)")
+    _require(all(w >= 1 for w in p.convnet_widths), "convnet_widths", "must be >= 1")
     if p.image:
         _require(p.segments == 1 and p.views == 1, "segments", "an image benchmark has one segment and one view")
 

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from nextvid.catalog import FIGURES, REFERENCE_VARIANTS  # noqa: E402
+from nextvid.catalog import CEILING_VARIANT, FIGURES, REFERENCE_VARIANTS  # noqa: E402
 from nextvid.experiments import VARIANTS  # noqa: E402
 from nextvid.io import atomic_path, atomic_write_text  # noqa: E402
 from nextvid.report.results import PAPER_RULE, summarise  # noqa: E402
@@ -26,7 +26,9 @@ from nextvid.report.tables import benchmark_columns, column_label  # noqa: E402
 FIG4, FIG6 = FIGURES["fig4"], FIGURES["fig6"]
 
 
-REFERENCE_COLOURS = {"random": "black", "pixels": "dimgrey"}
+REFERENCE_COLOURS = {"random": "black", "pixels": "dimgrey", CEILING_VARIANT: "darkred"}
+# the floors dashed, the supervised ceiling dotted: a line the pretrained curves are read against
+REFERENCE_STYLES = {"random": "--", "pixels": "--", CEILING_VARIANT: ":"}
 
 
 def colour(variant: str):
@@ -49,7 +51,8 @@ def save(fig, out_dir: str | Path, name: str, caption: str) -> Path:
 
 def probe_vs_step(results: pd.DataFrame, out_dir: str | Path) -> Path:
     """Fig. 4: one panel per benchmark, one line per variant (mean ± std band over seeds at each
-    probed checkpoint, placed at the clips it had seen), the reference rows as horizontal lines. `results`: every step, with `avg`."""
+    probed checkpoint, placed at the clips it had seen), the reference rows (floors and the supervised
+    ceiling) as horizontal lines. `results`: every step, with `avg`."""
     df = results[results["rule"] == PAPER_RULE]
     if df.empty:
         raise ValueError("Fig. 4: no probe results")
@@ -64,7 +67,7 @@ def probe_vs_step(results: pd.DataFrame, out_dir: str | Path) -> Path:
             rows = part[part["variant"] == variant]
             if variant in REFERENCE_VARIANTS:
                 mean, std, _ = summarise(rows["top1"])
-                ax.axhline(mean, color=colour(variant), ls="--", lw=1, label=variant)
+                ax.axhline(mean, color=colour(variant), ls=REFERENCE_STYLES[variant], lw=1.2, label=variant)
                 if std == std:
                     ax.axhspan(mean - std, mean + std, color=colour(variant), alpha=0.1, lw=0)
                 continue
@@ -81,7 +84,8 @@ def probe_vs_step(results: pd.DataFrame, out_dir: str | Path) -> Path:
     caption = (
         "Fig. 4 (ours): attentive-probe top-1 on the frozen encoder against the pretraining budget, one panel per benchmark "
         "(labelled with the paper benchmark it mirrors; avg: mean of the IN1K and SSv2 mirrors). Lines: mean over seeds, "
-        "band: ± sample std; dashed: reference rows (random-init encoder, raw pixels). Head selection: best on val "
+        "band: ± sample std; dashed: the floors (random-init encoder, raw pixels); dotted: the supervised ceiling (a small "
+        "3D CNN and the probe head trained end to end with labels, at its own lighter settings). Head selection: best on val "
         "(the paper's convention). "
         + (
             "The x axis is clips seen (steps x batch, stage by stage), as the paper plots data seen."

@@ -1,6 +1,7 @@
 """Probe results as one long table: a row per (metrics.json, selection rule), keyed by what the path
 says (nextvid.layout) and checked against what the file says, so a number can never land in the
-wrong cell. Tables, figures and findings all read results through here.
+wrong cell: the `ceiling` row's record must be a finetune's (`nextvid probe --finetune`), every other
+row's a frozen probe's. Tables, figures and findings all read results through here.
 
 Columns: config, variant, seed, step, clips, benchmark, rule, top1, path. `clips` is the clips the
 probed checkpoint had seen (NaN for metrics written before probes recorded it). `rule` is `best_on_val` (the
@@ -18,7 +19,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from nextvid.catalog import REFERENCE_VARIANTS
+from nextvid.catalog import CEILING_VARIANT, REFERENCE_VARIANTS
 from nextvid.layout import parse_probe_metrics
 from nextvid.report.paper_numbers import EMBEDDED_MIRRORS, PAPER_PROTOCOLS
 
@@ -42,9 +43,14 @@ def read_metrics(path: str | Path) -> list[dict]:
         raise ResultsError(f"{path}: cannot be read ({err})") from err
     if metrics.get("schema") != 1:
         raise ResultsError(f"{path}: metrics schema {metrics.get('schema')!r}, this report reads schema 1")
-    if metrics.get("mode", "frozen") != "frozen":  # records before the field were frozen probes
+    mode = metrics.get("mode", "frozen")  # records before the field were frozen probes
+    if key.variant == CEILING_VARIANT and mode != "finetune":
         raise ResultsError(
-            f"{path}: a {metrics.get('mode')!r} record (`nextvid probe --finetune`: a supervised ceiling), where a frozen probe's belongs"
+            f"{path}: a {mode!r} record where the supervised ceiling's belongs (`nextvid probe --finetune`)"
+        )
+    if key.variant != CEILING_VARIANT and mode != "frozen":
+        raise ResultsError(
+            f"{path}: a {mode!r} record (`nextvid probe --finetune`: a supervised ceiling), where a frozen probe's belongs"
         )
     if metrics.get("benchmark") != key.benchmark:
         raise ResultsError(

@@ -103,7 +103,11 @@ def probe_protocol_file(wc):
 
 
 def probe_args(wc):
-    return PLAN.probe_args(wc.config, wc.benchmark, wc.seed)
+    return PLAN.probe_args(wc.config, wc.benchmark, wc.seed, wc.variant)
+
+
+def probe_mode(wc):
+    return PLAN.probe_mode(wc.variant)
 
 
 def probe_encoder(wc):

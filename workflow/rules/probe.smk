@@ -1,5 +1,7 @@
 # Probing: an attentive probe per (experiment, variant, seed, step, benchmark) on a frozen checkpoint,
-# and the reference rows (a random-init encoder, raw pixels) at step 0. A probe reruns when its run,
+# and the reference rows at step 0: the floors (a random-init encoder, raw pixels) and the supervised
+# ceiling (a small 3D CNN and the probe head trained end to end with labels: --finetune, its own
+# lighter protocol overrides from probe.ceiling.set; nextvid.plan.probes). A probe reruns when its run,
 # its manifests, its parameters or the package code it runs (PROBE_CODE) change; never pretraining.
 # The cached features are deleted after the run: bulky, and nothing reads them again.
 
@@ -36,9 +38,10 @@ rule probe:
         out=probe_out,
         checkpoint=checkpoint_file,
         encoder=probe_encoder,
+        mode=probe_mode,
         protocol=probe_args,
     shell:
-        "(nextvid probe --checkpoint {params.checkpoint:q} --encoder {params.encoder:q}"
+        "(nextvid probe --checkpoint {params.checkpoint:q} --encoder {params.encoder:q} {params.mode}"
         " --benchmark {wildcards.benchmark:q} --train-manifest {input.train:q}"
         " --val-manifest {input.val:q} {params.protocol} --threads {threads} --out {params.out:q}"
         " && rm -rf {params.out:q}/features) > {log:q} 2>&1"
@@ -56,4 +59,5 @@ use rule probe as probe_reference with:
         out=probe_out,
         checkpoint=reference_checkpoint,
         encoder=probe_encoder,
+        mode=probe_mode,
         protocol=probe_args,
