@@ -13,6 +13,7 @@ from typing import Any
 from nextvid.config_engine import (
     ConfigError,
     RangeRule,
+    add_overrides_argument,
     check_ranges,
     from_dict,
     load_yaml,
@@ -112,14 +113,7 @@ def add_config_arguments(parser) -> None:
         "--preset", help="named config (vit_l, vit_h, vit_g, tiny, nano, cpu); default vit_l or the file's `preset:`"
     )
     parser.add_argument("--config", help="YAML file applied on top of the preset")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key, e.g. model.encoder.depth=4 (repeatable)",
-    )
+    add_overrides_argument(parser, "override one key, e.g. model.encoder.depth=4 (repeatable)")
 
 
 def resolve_config(args):

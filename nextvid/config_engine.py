@@ -99,6 +99,12 @@ def _yaml_loader() -> type:
     return Loader
 
 
+def add_overrides_argument(parser, help: str) -> None:
+    """The repeatable `--set KEY=VALUE` of every command whose settings are a config of this engine
+    (pretraining, probe protocols, the VAE), collected into `args.overrides` for parse_override."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """`model.encoder.depth=4` -> {"model": {"encoder": {"depth": 4}}}; the value is parsed as YAML."""
     if "=" not in text:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from nextvid.config_engine import add_overrides_argument
+
 log = logging.getLogger(__name__)
 
 
@@ -63,14 +65,7 @@ def configure(parser) -> None:
     p.add_argument("--val-manifest", required=True)
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--encoder", choices=["reference", "online", "pixels"], default="reference")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one protocol key (repeatable)",
-    )
+    add_overrides_argument(p, "override one protocol key (repeatable)")
     p.add_argument(
         "--max-samples", type=int, default=500, help="class-balanced deterministic subset of at most this many samples"
     )

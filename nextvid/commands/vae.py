@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import sys
 
+from nextvid.config_engine import add_overrides_argument
+
 
 def configure(parser) -> None:
     sub = parser.add_subparsers(dest="vae_command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("train", help="train a VAE on a mixture's frames", description=__doc__)
     p.add_argument("--mixture", required=True, help="mixture file (`nextvid data embedded` or `cache-mixture` output)")
     p.add_argument("--out", required=True, help="output directory (replaced as a whole when the run finishes)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a VAE setting (nextvid.vae.config.VaeConfig), e.g. steps=200 (repeatable)",
-    )
+    add_overrides_argument(p, "override a VAE setting (nextvid.vae.config.VaeConfig), e.g. steps=200 (repeatable)")
     p.add_argument(
         "--val-manifest",
         dest="val_manifests",

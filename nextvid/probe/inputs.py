@@ -8,6 +8,7 @@ import json
 import sys
 
 from nextvid.catalog import PROBE_ENCODERS
+from nextvid.config_engine import add_overrides_argument
 
 
 def add_probe_arguments(parser) -> None:
@@ -31,14 +32,7 @@ def add_probe_arguments(parser) -> None:
         help="reference: the EMA encoder (default); pixels: no encoder; convnet: a seeded small 3D CNN (the --finetune ceiling)",
     )
     parser.add_argument("--protocol", help="YAML file applied on top of the benchmark's protocol (may name `preset:`)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one protocol key, e.g. epochs=5 or grid.lr=[1e-3] (repeatable)",
-    )
+    add_overrides_argument(parser, "override one protocol key, e.g. epochs=5 or grid.lr=[1e-3] (repeatable)")
     parser.add_argument("--train-manifest", help="overrides the protocol's train_manifest")
     parser.add_argument("--val-manifest", help="overrides the protocol's val_manifest")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
