@@ -53,6 +53,28 @@ def single_thread():
         torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_inductor_cache(tmp_path_factory):
+    """torch.compile's kernels go to a cache of this session's own, not the machine's
+    /tmp/torchinductor_$USER: kernels that other runs left there (under the AVX2 ISA cap, or another
+    thread count) were loaded by the compile tests of tests/test_paper_scale.py and gave NaN, wrong
+    values or an abort (issue 18). A test's outcome must not depend on what ran before it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torchinductor")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def torch_process_state_restored():
+    """Every test starts from the same process-wide torch state. Commands run in-process here
+    (nextvid.cli.main, the Trainer) set it as a command should for its own process: the thread count,
+    deterministic algorithms (train.deterministic); both change which compiled kernels torch picks."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
 @pytest.fixture(scope="session")
 def embedded_smoke(tmp_path_factory):
     """The embedded default at smoke scale (real registry data, tens of clips), built once per session.
