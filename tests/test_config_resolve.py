@@ -4,21 +4,19 @@ in their documented order, and a bad key stops the command and the plan at start
 
 from __future__ import annotations
 
-import copy
 import json
 import shlex
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from snakemake.utils import validate
+from plans import validated_plan
 
 from nextvid.cli import main
 from nextvid.config import ConfigError
 from nextvid.config_resolve import resolve_pretrain_config
 from nextvid.plan import Plan, PlanError, check_all
 
-SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
 PRETRAIN = {"total_steps": 8, "keep_steps": [4], "launch": ["launch.gpus_per_node=0", "launch.cpus_per_task=3"]}
 CONFIG = {
     "data": {"embedded": {"scale": "smoke"}, "datasets": {"corpus": {"kind": "folder", "train": {"root": "/raw"}}}},
@@ -43,11 +41,7 @@ CONFIG = {
 
 
 def plan_of(change=None) -> Plan:
-    config = copy.deepcopy(CONFIG)
-    if change:
-        change(config)
-    validate(config, str(SCHEMA), set_default=True)
-    return Plan(config)
+    return validated_plan(CONFIG, change)
 
 
 def write(path: str | Path, text: str = "path\tlabel\n") -> Path:

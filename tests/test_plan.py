@@ -5,13 +5,12 @@ Also the shared name catalogue (nextvid.catalog), and that neither imports torch
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from snakemake.utils import validate
+from plans import validated_plan
 
 from nextvid import catalog, layout
 from nextvid.experiments import get_variant
@@ -23,7 +22,6 @@ from nextvid.train.schedule import kept_steps
 from nextvid.vae.config import load_vae_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
 BASE = {
     "data": {
@@ -58,11 +56,7 @@ BASE = {
 
 def plan_of(change=None) -> Plan:
     """A plan of BASE (changed by `change`), on the config as the workflow validates it."""
-    config = copy.deepcopy(BASE)
-    if change:
-        change(config)
-    validate(config, str(SCHEMA), set_default=True)
-    return Plan(config)
+    return validated_plan(BASE, change)
 
 
 def test_importing_the_plan_and_catalogue_loads_no_torch():
