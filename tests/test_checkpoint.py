@@ -145,3 +145,25 @@ def test_done_json_is_not_written_when_a_kept_file_is_missing(tmp_path, monkeypa
     with pytest.raises(ckpt.CheckpointError, match="step_0000003.pt \\(missing\\)"):
         Trainer(nano(train={"keep_steps": [3]}), tmp_path, DriftingPatterns).run()
     assert not (tmp_path / "done.json").exists()
+
+
+def test_train_deterministic_holds_for_the_run_and_is_undone_after_it(tmp_path, monkeypatch):
+    """torch's deterministic switch is process-wide: the Trainer turns it on for its steps only and
+    gives the process back as it found it (a later probe or test in the same process is unaffected)."""
+    import nextvid.train.loop as loop
+
+    seen = []
+
+    def recording_step(*args, **kwargs):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return original(*args, **kwargs)
+
+    original = loop.train_step
+    monkeypatch.setattr(loop, "train_step", recording_step)
+    torch.use_deterministic_algorithms(False)
+    trainer = Trainer(nano(), tmp_path, DriftingPatterns)
+    assert not torch.are_deterministic_algorithms_enabled(), "switched on before the run"
+    trainer.run(stop_at=2)
+    assert seen == [True, True] and not torch.are_deterministic_algorithms_enabled()
+    Trainer(nano(train={"deterministic": False}), tmp_path / "free", DriftingPatterns).run(stop_at=1)
+    assert seen[-1] is False

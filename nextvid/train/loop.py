@@ -30,6 +30,7 @@ from nextvid.models.targets import build_target
 from nextvid.progress import Progress
 from nextvid.provenance import mix_seed
 from nextvid.train import checkpoint as ckpt, distributed, precision as precisions
+from nextvid.train.determinism import deterministic_algorithms
 from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
 from nextvid.train.sampler import StepBatchSampler, rank_batch
 from nextvid.train.schedule import end_step, kept_steps, plan, samples_before, stage_ends
@@ -65,8 +66,6 @@ class Trainer:
                 raise ConfigError(
                     f"schedule.stages.{i}.batch_size: {stage.batch_size} is not divisible by the {self.env.world_size} ranks"
                 )
-        if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.env.device)
         self.target = build_target(cfg).to(self.env.device) if cfg.target.kind == "vae" else None
@@ -223,8 +222,9 @@ class Trainer:
         self._progress_text = f"precision {self.precision}"
         last: dict = {}
         try:
-            while self.step < self._stop_at:
-                last = self._run_stage(sinks, progress) or last
+            with deterministic_algorithms(cfg.train.deterministic):
+                while self.step < self._stop_at:
+                    last = self._run_stage(sinks, progress) or last
         finally:
             progress.close()
             for sink in sinks:
