@@ -686,3 +686,18 @@ def test_killed_pretraining_resumes_and_leaves_no_completion_record(tree):
     calls = (tree.path / "calls.log").read_text().splitlines()
     assert sum(c.startswith("pretrain") for c in calls) == before + 1
     assert done.is_file()
+
+
+def test_the_schemas_name_lists_are_the_packages():
+    """The schema must list the embedded scales and dataset kinds to describe them (each kind has its
+    own keys); the package owns the lists. A name added on one side only fails here, not at run time."""
+    from nextvid.commands.data_convert import CONVERT_SUBCOMMANDS
+    from nextvid.data.embedded_catalogue import SCALES
+    from nextvid.plan.data import CONVERTERS
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    assert schema["properties"]["data"]["properties"]["embedded"]["properties"]["scale"]["enum"] == list(SCALES)
+    dataset = schema["$defs"]["dataset"]
+    kinds = [case["if"]["properties"]["kind"]["const"] for case in dataset["allOf"]]
+    assert dataset["properties"]["kind"]["enum"] == kinds == list(CONVERTERS)
+    assert set(CONVERTERS.values()) <= set(CONVERT_SUBCOMMANDS)
