@@ -1,7 +1,9 @@
 """The engine of typed configs: frozen dataclasses built from plain dicts (YAML) with every unknown key
 and wrong type reported by its dotted path, KEY=VALUE overrides, range rules for every number, and a
-stable hash of the plain form. The pretraining config (nextvid.config_schema), probe protocols and the
-VAE config are all built with it, so all of them report bad input the same way.
+stable hash of the plain form. The pretraining config (nextvid.config_schema), probe protocols, the
+VAE config and the workflow's experiment config (nextvid.plan.experiment) are all built with it, so all
+of them report bad input the same way. A field may be a mapping of names (`dict[str, X]`) or take one
+of several forms (`Union[str, X]`: the first form that fits).
 """
 
 from __future__ import annotations
@@ -173,6 +175,9 @@ def _numbers(obj: Any, path: str) -> Iterator[tuple[str, float]]:
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
             yield from _numbers(v, _join(path, i))
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _numbers(v, _join(path, k))
     elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
         yield path, obj
 
@@ -200,7 +205,11 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, path)
+        return _coerce(inner[0], value, path) if len(inner) == 1 else _coerce_any(inner, value, path)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return {_coerce(args[0], k, _join(path, k)): _coerce(args[1], v, _join(path, k)) for k, v in value.items()}
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, args))}")
@@ -232,9 +241,36 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     raise TypeError(f"{path}: unsupported config type {tp}")  # a bug in the schema, not in user input
 
 
+def _coerce_any(alternatives: list[Any], value: Any, path: str) -> Any:
+    """A value of one of several forms (a name or a mapping, `embedded` or a list): the one form of
+    its shape (its errors are the value's), else the first form that takes it, else an error listing
+    why each form did not."""
+    same_shape = [tp for tp in alternatives if _shape(tp) is _shape(type(value))]
+    if len(same_shape) == 1:
+        return _coerce(same_shape[0], value, path)
+    errors = []
+    for tp in alternatives:
+        try:
+            return _coerce(tp, value, path)
+        except ConfigError as err:
+            errors.append(str(err))
+    raise ConfigError(f"{path}: {value!r} fits none of its forms ({'; '.join(errors)})")
+
+
+def _shape(tp: Any) -> type:
+    """A type's YAML shape: a mapping, a list or a scalar."""
+    if dataclasses.is_dataclass(tp) or tp is dict or typing.get_origin(tp) is dict:
+        return dict
+    if tp in (list, tuple) or typing.get_origin(tp) is tuple:
+        return list
+    return object
+
+
 def to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
     return obj

@@ -193,7 +193,7 @@ def test_the_ceiling_is_one_finetune_per_seed_and_benchmark_at_its_own_lighter_s
     assert ceilings == [(seed, bench, 0) for seed in (0, 1) for bench in ("images", "motion")]
     assert plan.probe_encoder("x", "ceiling") == "convnet" and plan.reference_checkpoint("x") == "random:nano"
     assert [plan.probe_mode(v) for v in ("ceiling", "random", "pixels", "nextvid")] == ["--finetune", "", "", ""]
-    default = plan.experiments["x"]["probe"]["ceiling"]["set"]
+    default = plan.experiments["x"].probe.ceiling.set
     assert plan.probe_args("x", "motion", "1", "ceiling") == set_args([*default, "seed=1"])
     assert plan.probe_args("x", "motion", "1", "random") == plan.probe_args("x", "motion", "1") == "--set seed=1"
     # the default is lighter than the frozen probes' protocol on every embedded benchmark: it trains its encoder

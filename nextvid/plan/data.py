@@ -11,6 +11,7 @@ from typing import Any, Optional
 from nextvid import layout
 from nextvid.catalog import EMBEDDED_BENCHMARKS, SPLITS
 from nextvid.config_engine import ConfigError
+from nextvid.plan.experiment import Dataset, DatasetSplit, EmbeddedData, Experiment, workflow_config
 
 # dataset kind -> its `nextvid data` subcommand
 CONVERTERS = {
@@ -36,13 +37,15 @@ class PlanError(ConfigError):
 
 
 class DataPlan:
-    """`config`: the workflow's config, validated against its schema (defaults filled in)."""
+    """`config`: the workflow's config, validated against its schema (defaults filled in); the plan
+    reads it as typed data (nextvid.plan.experiment)."""
 
     def __init__(self, config: dict[str, Any]):
         self.config = config
-        self.experiments: dict[str, dict[str, Any]] = config["experiments"]
-        self.datasets: dict[str, dict[str, Any]] = config["data"].get("datasets", {})
-        self.embedded: Optional[dict[str, Any]] = config["data"].get("embedded")
+        typed = workflow_config(config)
+        self.experiments: dict[str, Experiment] = typed.experiments
+        self.datasets: dict[str, Dataset] = typed.data.datasets
+        self.embedded: Optional[EmbeddedData] = typed.data.embedded
 
     # --- the embedded default ------------------------------------------------------------------
 
@@ -51,10 +54,10 @@ class DataPlan:
         if self.embedded is None:
             raise PlanError("data.embedded", "used by an experiment, but not configured")
         name = "embedded"
-        if self.embedded["scale"] != "default":
-            name += f"_{self.embedded['scale']}"
-        if self.embedded["seed"] != 0:
-            name += f"_seed{self.embedded['seed']}"
+        if self.embedded.scale != "default":
+            name += f"_{self.embedded.scale}"
+        if self.embedded.seed != 0:
+            name += f"_seed{self.embedded.seed}"
         return name
 
     @staticmethod
@@ -68,8 +71,8 @@ class DataPlan:
         return out
 
     def embedded_sources_args(self) -> str:
-        if self.embedded and self.embedded["sources"]:
-            return f"--sources {shlex.quote(self.embedded['sources'])}"
+        if self.embedded and self.embedded.sources:
+            return f"--sources {shlex.quote(self.embedded.sources)}"
         return ""
 
     @staticmethod
@@ -77,12 +80,12 @@ class DataPlan:
         return layout.data_dir(f"{name}_cache")
 
     def cache_size_args(self) -> str:
-        size = self.embedded["cache"]["size"]
+        size = self.embedded.cache.size
         return f"--size {size}" if size else ""
 
     def embedded_mixture(self) -> str:
         """The mixture file pretraining reads: the build's, or its shard cache's."""
-        if self.embedded["cache"]["enabled"]:
+        if self.embedded.cache.enabled:
             return str(self.cache_dir(self.embedded_name()) / "mixture.json")
         return str(layout.data_dir(self.embedded_name()) / "mixture.json")
 
@@ -94,23 +97,23 @@ class DataPlan:
 
     # --- real datasets -------------------------------------------------------------------------
 
-    def dataset_split(self, dataset: str, split: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def dataset_split(self, dataset: str, split: str) -> tuple[Dataset, DatasetSplit]:
         ds = self.datasets.get(dataset)
-        if ds is None or split not in ds:
+        if ds is None or split not in ds.splits():
             raise PlanError(f"data.datasets.{dataset}.{split}", "not configured")
-        return ds, ds[split]
+        return ds, ds.splits()[split]
 
     def convert_raw(self, dataset: str, split: str) -> dict[str, str]:
         """The user's raw files of a split (and the dataset's label files), by argument name."""
         ds, spec = self.dataset_split(dataset, split)
-        raw = {k: v for k, v in spec.items() if k in RAW_KEYS}
-        raw.update({k: ds[k] for k in ("labels", "vocab") if k in ds})
+        raw = {k: getattr(spec, k) for k in RAW_KEYS if getattr(spec, k) is not None}
+        raw.update({k: getattr(ds, k) for k in ("labels", "vocab") if getattr(ds, k) is not None})
         return raw
 
     def convert_label_map(self, dataset: str, split: str) -> Optional[str]:
         """A val split of these kinds takes the train split's class ids."""
         ds, _ = self.dataset_split(dataset, split)
-        if split == "val" and ds["kind"] in SHARED_LABEL_MAP:
+        if split == "val" and ds.kind in SHARED_LABEL_MAP:
             return str(layout.data_dir(dataset) / "train.labels.json")
         return None
 
@@ -118,24 +121,24 @@ class DataPlan:
         """`nextvid data` arguments converting one split: every path and setting of it, so a change
         reconverts exactly this split."""
         ds, spec = self.dataset_split(dataset, split)
-        kind = ds["kind"]
+        kind = ds.kind
         args = []
-        if kind == "k400" and "list" in spec:
-            args += ["--list", spec["list"]]
+        if kind == "k400" and spec.list is not None:
+            args += ["--list", spec.list]
         elif kind == "k400":
-            args += ["--csv", spec["csv"], "--videos", spec["videos"]]
-            args += ["--split", spec["split"]] if "split" in spec else []
+            args += ["--csv", spec.csv, "--videos", spec.videos]
+            args += ["--split", spec.split] if spec.split is not None else []
         elif kind == "list":
-            args += [spec["list"]]
+            args += [spec.list]
         elif kind in ("ssv2", "diving48"):
-            args += ["--labels", ds["labels"]] if kind == "ssv2" else []
-            args += ["--split-json", spec["split_json"], "--videos", spec["videos"]]
-            args += ["--vocab", ds["vocab"]] if "vocab" in ds else []
+            args += ["--labels", ds.labels] if kind == "ssv2" else []
+            args += ["--split-json", spec.split_json, "--videos", spec.videos]
+            args += ["--vocab", ds.vocab] if ds.vocab is not None else []
         else:  # imagefolder, folder
-            args += [spec["root"]]
-            args += ["--images"] if ds.get("images") else []
-        args += ["--root", spec["root"]] if kind in ("k400", "list") and "root" in spec else []
+            args += [spec.root]
+            args += ["--images"] if ds.images else []
+        args += ["--root", spec.root] if kind in ("k400", "list") and spec.root is not None else []
         label_map = self.convert_label_map(dataset, split)
         args += ["--label-map", label_map] if label_map else []
-        args += ["--max-bad-fraction", ds["max_bad_fraction"]]
+        args += ["--max-bad-fraction", ds.max_bad_fraction]
         return " ".join([CONVERTERS[kind]] + [shlex.quote(str(a)) for a in args])

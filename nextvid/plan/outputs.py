@@ -18,25 +18,24 @@ class Plan(ProbePlan):
     # --- generations ---------------------------------------------------------------------------
 
     def generate_manifest(self, name: str) -> str:
-        benchmark = self.experiments[name]["generate"]["benchmark"]
-        return self.manifest(self.probe_benchmark(name, benchmark)["dataset"], "val", benchmark)
+        benchmark = self.experiments[name].generate.benchmark
+        return self.manifest(self.probe_benchmark(name, benchmark).dataset, "val", benchmark)
 
     def generate_args(self, name: str, seed: int | str) -> str:
-        gen = self.experiments[name]["generate"]
-        args = f"--samples {gen['samples']} --seed {int(seed)}"
-        if gen["ode_steps"]:
-            args += f" --steps {gen['ode_steps']}"
+        gen = self.experiments[name].generate
+        args = f"--samples {gen.samples} --seed {int(seed)}"
+        if gen.ode_steps:
+            args += f" --steps {gen.ode_steps}"
         return args
 
     def generation_files(self, name: str) -> list[str]:
         """Fig. 5's samples: the generate variants at the final step, every seed."""
         exp = self.experiments[name]
-        gen = exp.get("generate")
-        if not gen:
+        if exp.generate is None:
             return []
         step = self.final_step(name)
         return [
-            str(layout.generate_dir(name, v, s, step) / "samples.npz") for v in gen["variants"] for s in exp["seeds"]
+            str(layout.generate_dir(name, v, s, step) / "samples.npz") for v in exp.generate.variants for s in exp.seeds
         ]
 
     def generation_dirs(self, name: str) -> str:
@@ -48,13 +47,13 @@ class Plan(ProbePlan):
     def pooled_feature_files(self, name: str, variants: Sequence[str], seeds: Sequence[int]) -> list[str]:
         """Pooled val features on the experiment's t-SNE benchmark and samples, per variant and seed: a
         run at its final step, a reference row at step 0 (none without a `tsne` section)."""
-        tsne = self.experiments[name].get("tsne")
-        if not tsne:
+        tsne = self.experiments[name].tsne
+        if tsne is None:
             return []
         return [
             str(
                 layout.features_file(
-                    name, v, seed, 0 if v in REFERENCE_VARIANTS else self.final_step(name), tsne["benchmark"]
+                    name, v, seed, 0 if v in REFERENCE_VARIANTS else self.final_step(name), tsne.benchmark
                 )
             )
             for v in variants
@@ -64,12 +63,12 @@ class Plan(ProbePlan):
     def tsne_feature_files(self, name: str) -> list[str]:
         """Fig. 7: the t-SNE variants, first seed."""
         exp = self.experiments[name]
-        return self.pooled_feature_files(name, (exp.get("tsne") or {}).get("variants", []), exp["seeds"][:1])
+        return self.pooled_feature_files(name, exp.tsne.variants if exp.tsne else [], exp.seeds[:1])
 
     def rank_feature_files(self, name: str) -> list[str]:
         """The findings' RankMe section: every run and the random-init reference, every seed."""
         exp = self.experiments[name]
-        return self.pooled_feature_files(name, [*exp["variants"], "random"], exp["seeds"])
+        return self.pooled_feature_files(name, [*exp.variants, "random"], exp.seeds)
 
     def features_inputs(self, name: str, variant: str, seed: int | str, benchmark: str) -> dict[str, str]:
         inputs = {"val": self.probe_manifests(name, benchmark)["val"]}
@@ -85,15 +84,15 @@ class Plan(ProbePlan):
     # --- tables, figures, findings -------------------------------------------------------------
 
     def experiment_tables(self, name: str) -> list[str]:
-        tables = self.experiments[name]["report"]["tables"]
-        return list(TABLES) if tables is None else tables
+        tables = self.experiments[name].report.tables
+        return list(TABLES if tables is None else tables)
 
     def experiment_figures(self, name: str) -> list[str]:
         """The figures' short names (nextvid.catalog.FIGURES): Fig. 5 with generations, Fig. 7 with t-SNE."""
         exp = self.experiments[name]
         figs = ["fig4", "fig6"]
-        figs += ["fig5"] if exp.get("generate") else []
-        figs += ["fig7"] if exp.get("tsne") else []
+        figs += ["fig5"] if exp.generate else []
+        figs += ["fig7"] if exp.tsne else []
         return sorted(figs)
 
     def figure_inputs(self, name: str, fig: str) -> dict[str, list[str]]:
@@ -128,13 +127,13 @@ class Plan(ProbePlan):
 
     def findings_docs(self) -> dict[str, str]:
         """Repository path -> the experiment whose findings page is published there."""
-        return {e["report"]["findings_doc"]: n for n, e in self.experiments.items() if e["report"]["findings_doc"]}
+        return {e.report.findings_doc: n for n, e in self.experiments.items() if e.report.findings_doc}
 
     def all_targets(self) -> list[str]:
         out = []
         for name, exp in self.experiments.items():
             out += [str(layout.tables_dir(name) / f"{t}.md") for t in self.experiment_tables(name)]
             out += [self.figure_file(name, f) for f in self.experiment_figures(name)]
-            out += [self.findings_file(name)] if exp["report"]["findings"] else []
-            out += [exp["report"]["findings_doc"]] if exp["report"]["findings_doc"] else []
+            out += [self.findings_file(name)] if exp.report.findings else []
+            out += [exp.report.findings_doc] if exp.report.findings_doc else []
         return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Sequence
 
 from nextvid import layout
 from nextvid.config import Config
@@ -25,12 +25,12 @@ from nextvid.vae.config import VaeConfig, load_vae_config, target_overrides
 VAE_VAL_BENCHMARKS = ("images", "motion")
 
 
-def set_args(overrides: list[str]) -> str:
+def set_args(overrides: Sequence[str]) -> str:
     """`--set KEY=VALUE` arguments, each quoted for the shell."""
     return " ".join(f"--set {shlex.quote(s)}" for s in overrides)
 
 
-def set_keys(overrides: list[str]) -> set[str]:
+def set_keys(overrides: Sequence[str]) -> set[str]:
     return {s.split("=", 1)[0] for s in overrides}
 
 
@@ -52,17 +52,17 @@ class RunPlan(DataPlan):
     # --- the VAE of `vae`-target variants ------------------------------------------------------
 
     def own_vae(self, name: str) -> bool:
-        return "target.vae_path" in set_keys(self.experiments[name]["pretrain"]["set"])
+        return "target.vae_path" in set_keys(self.experiments[name].pretrain.set)
 
     def trains_vae(self, name: str, variant: str) -> bool:
         return "vae" in get_variant(variant).needs and not self.own_vae(name)
 
     def vae_experiments(self) -> list[str]:
         """The experiments the workflow trains a VAE for."""
-        return [n for n, e in self.experiments.items() if any(self.trains_vae(n, v) for v in e["variants"])]
+        return [n for n, e in self.experiments.items() if any(self.trains_vae(n, v) for v in e.variants)]
 
     def vae_config(self, name: str) -> VaeConfig:
-        return load_vae_config(self.experiments[name]["vae"]["set"])
+        return load_vae_config(list(self.experiments[name].vae.set))
 
     @staticmethod
     def vae_files(name: str) -> dict[str, str]:
@@ -80,39 +80,37 @@ class RunPlan(DataPlan):
         }
 
     def vae_args(self, name: str) -> str:
-        return set_args(self.experiments[name]["vae"]["set"])
+        return set_args(self.experiments[name].vae.set)
 
     # --- what a run is -------------------------------------------------------------------------
 
     def pretrain_overrides(self, name: str, variant: str, seed: int) -> list[str]:
         """`--set` strings of one run: the variant's (nextvid.experiments) and what it needs, the
         experiment's, the data sources (real datasets), the seed and the budget."""
-        exp = self.experiments[name]
-        pre = exp["pretrain"]
+        pre = self.experiments[name].pretrain
         sets = list(get_variant(variant).overrides)
         if self.trains_vae(name, variant):
             sets += needs_overrides(get_variant(variant), layout.vae_dir(name), self.vae_config(name))
-        sets += list(pre["set"])
-        if pre["mixture"] != "embedded":
+        sets += list(pre.set)
+        if not pre.embedded:
             sources = ", ".join(
-                f"{{name: {m['dataset']}, manifest: {self.manifest(m['dataset'], 'train')}, weight: {m['weight']}}}"
-                for m in pre["mixture"]
+                f"{{name: {m.dataset}, manifest: {self.manifest(m.dataset, 'train')}, weight: {m.weight}}}"
+                for m in pre.mixture
             )
             sets.append(f"data.sources=[{sources}]")
         sets.append(f"seed={seed}")
-        return sets + budget_overrides(pre["total_steps"], pre["stop_at"], pre["keep_steps"])
+        return sets + budget_overrides(pre.total_steps, pre.stop_at, pre.keep_steps)
 
     def pretrain_request(self, name: str, variant: str, seed: int) -> dict[str, Any]:
         """What decides a run's trained weights, as the arguments of `resolve_pretrain_config`
         (nextvid.config_resolve): `pretrain_args` writes them on the command line of `nextvid
         pretrain`, which resolves them with that function, and `resolve` passes them to it directly."""
         exp = self.experiments[name]
-        embedded = exp["pretrain"]["mixture"] == "embedded"
         return {
-            "preset": exp["preset"],
-            "file": exp["nextvid_config"],
+            "preset": exp.preset,
+            "file": exp.nextvid_config,
             "overrides": self.pretrain_overrides(name, variant, seed),
-            "mixture": self.embedded_mixture() if embedded else None,  # else: data.sources overrides
+            "mixture": self.embedded_mixture() if exp.pretrain.embedded else None,  # else: data.sources overrides
         }
 
     def resolve(self, name: str, variant: str, seed: int, inputs_ready: bool = False) -> Config:
@@ -120,34 +118,32 @@ class RunPlan(DataPlan):
         rule adds to the command line after them. At DAG time (`inputs_ready` False) the mixture and
         manifests need not exist yet, and the config is the run's but for an embedded mixture's sources."""
         request = self.pretrain_request(name, variant, seed)
-        request["overrides"] += self.experiments[name]["pretrain"]["launch"]
+        request["overrides"] += self.experiments[name].pretrain.launch
         return resolve_pretrain_config(**request, inputs_ready=inputs_ready)
 
     def final_step(self, name: str) -> int:
         """The step a run ends at: pretrain.stop_at for an early-stopped run, else the schedule's end."""
-        pre = self.experiments[name]["pretrain"]
-        return pre["stop_at"] or pre["total_steps"]
+        return self.experiments[name].pretrain.final_step
 
     def kept_steps(self, name: str) -> list[int]:
         """The checkpoints an experiment's runs keep, by the trainer's rule on the config of its
         first run (every run of an experiment has the experiment's budget)."""
         if name not in self._kept:
             exp = self.experiments[name]
-            self._kept[name] = kept_steps(self.resolve(name, exp["variants"][0], exp["seeds"][0]))
+            self._kept[name] = kept_steps(self.resolve(name, exp.variants[0], exp.seeds[0]))
         return self._kept[name]
 
     def pretrain_inputs(self, name: str, variant: str) -> dict[str, str]:
         """The run's data, its VAE, and its nextvid config file (key `nextvid_config`)."""
         exp = self.experiments[name]
-        mixture = exp["pretrain"]["mixture"]
-        if mixture == "embedded":
+        if exp.pretrain.embedded:
             inputs = {"mixture": self.embedded_mixture()}
         else:
-            inputs = {m["dataset"]: self.manifest(m["dataset"], "train") for m in mixture}
+            inputs = {m.dataset: self.manifest(m.dataset, "train") for m in exp.pretrain.mixture}
         if self.trains_vae(name, variant):
             inputs.update(self.vae_files(name))
-        if exp["nextvid_config"]:
-            inputs["nextvid_config"] = exp["nextvid_config"]
+        if exp.nextvid_config:
+            inputs["nextvid_config"] = exp.nextvid_config
         return inputs
 
     def pretrain_args(self, name: str, variant: str, seed: int) -> str:
@@ -163,11 +159,11 @@ class RunPlan(DataPlan):
 
     def nextvid_config_text(self, name: str) -> str:
         """The config file's content: an edit reruns the runs that use it, a touch does not."""
-        path: Optional[str] = self.experiments[name]["nextvid_config"]
+        path = self.experiments[name].nextvid_config
         return Path(path).read_text() if path else ""
 
     def launch_args(self, name: str) -> str:
-        return set_args(self.experiments[name]["pretrain"]["launch"])
+        return set_args(self.experiments[name].pretrain.launch)
 
     # --- where runs live -----------------------------------------------------------------------
 
@@ -182,7 +178,7 @@ class RunPlan(DataPlan):
 
     def run_done_files(self, name: str) -> list[str]:
         exp = self.experiments[name]
-        return [self.done_file(name, v, s) for v in exp["variants"] for s in exp["seeds"]]
+        return [self.done_file(name, v, s) for v in exp.variants for s in exp.seeds]
 
     def run_dirs(self, name: str) -> str:
         """The run directories, as shell arguments (quoted: shell commands take them as they are)."""

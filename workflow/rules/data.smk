@@ -21,8 +21,8 @@ rule data_embedded:
         runtime=60,
     params:
         out=lambda wc: str(layout.data_dir(wc.embedded)),
-        scale=EMBEDDED["scale"] if EMBEDDED else None,
-        seed=EMBEDDED["seed"] if EMBEDDED else None,
+        scale=EMBEDDED.scale if EMBEDDED else None,
+        seed=EMBEDDED.seed if EMBEDDED else None,
         sources=PLAN.embedded_sources_args(),
     shell:
         "(nextvid data fetch {params.sources}"
@@ -48,7 +48,7 @@ rule data_cache_mixture:
         runtime=240,
     params:
         out=lambda wc: str(PLAN.cache_dir(wc.embedded)),
-        step=lambda wc: EMBEDDED["cache"]["step"],
+        step=lambda wc: EMBEDDED.cache.step,
         size=lambda wc: PLAN.cache_size_args(),
     shell:
         "nextvid data cache-mixture --mixture {input.mixture:q} --out {params.out:q}"

@@ -34,7 +34,7 @@ rule report_features:
         checkpoint=features_checkpoint,
         encoder=probe_encoder,
         protocol=lambda wc: PLAN.probe_set_args(wc.config, wc.benchmark, wc.seed),
-        max_samples=lambda wc: PLAN.experiments[wc.config]["tsne"]["max_samples"],
+        max_samples=lambda wc: PLAN.experiments[wc.config].tsne.max_samples,
     shell:
         "nextvid report features --checkpoint {params.checkpoint:q} --encoder {params.encoder:q}"
         " --benchmark {wildcards.benchmark:q} --val-manifest {input.val:q} {params.protocol}"
