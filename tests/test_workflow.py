@@ -8,7 +8,6 @@ real metadata and the tests may edit package files without touching the reposito
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -167,15 +166,12 @@ def dry_counts(config: Path, cwd: Path) -> dict[str, int]:
 
 def expected_counts(config: dict) -> dict[str, int]:
     """Jobs per rule as nextvid.plan's target lists imply them, on the config as the workflow validates it."""
-    from snakemake.utils import validate
+    from plans import validated_plan
 
     from nextvid import layout
     from nextvid.catalog import REFERENCE_VARIANTS
-    from nextvid.plan import Plan
 
-    config = copy.deepcopy(config)
-    validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
-    plan = Plan(config)
+    plan = validated_plan(config)
     runs = [f for name in plan.experiments for f in plan.run_done_files(name)]
     probes = [
         layout.parse_probe_metrics(f).variant for name in plan.experiments for f in plan.probe_metrics_files(name)
@@ -186,6 +182,7 @@ def expected_counts(config: dict) -> dict[str, int]:
         "probe": len(probes) - refs,
         "probe_reference": refs,
         "vae": len(plan.vae_experiments()),
+        "report_figure": sum(len(plan.experiment_figures(name)) for name in plan.experiments),
     }
 
 
@@ -196,7 +193,6 @@ def test_every_embedded_config_builds_its_dag(name, tmp_path):
     expected = expected_counts(yaml.safe_load(path.read_text()))
     assert {k: counts.get(k, 0) for k in expected} == expected
     assert counts["data_embedded"] == 1 and counts["report_table"] == 7
-    assert {"report_fig4", "report_fig6"} <= set(counts)
     assert counts.get("vae", 0) == (name == "grid")  # grid.yaml has target_vae
 
 
@@ -419,7 +415,8 @@ def local_rules(snakefile: Path, config: Path, workdir: Path) -> tuple[set[str],
 
 
 def test_compute_rules_go_to_the_cluster_and_the_rest_stay_local(tmp_path):
-    """`use rule X as Y with:` resets `localrule` (snakemake 9.27): Figs. 5-7 went to SLURM."""
+    """Which rules leave the submit host, as the loaded workflow says (a `use rule X as Y with:` block
+    resets `localrule` in snakemake 9.27: Figs. 5-7 once went to SLURM that way)."""
     local, rules = local_rules(ROOT / "Snakefile", ROOT / SMOKE, tmp_path)
     assert CLUSTER_RULES <= rules
     assert rules - local == CLUSTER_RULES
@@ -500,7 +497,7 @@ def test_bootstrap_links_the_slurm_profile_idempotently(tmp_path):
 
 # --- rerun policy --------------------------------------------------------------------------------
 
-REPORT_RULES = {"report_table", "report_fig4", "report_fig5", "report_fig6", "report_fig7", "report_findings"}
+REPORT_RULES = {"report_table", "report_figure", "report_findings"}
 
 
 @pytest.mark.slow
@@ -602,7 +599,11 @@ def test_html_report_collects_tables_and_figures_with_captions(tree):
     assert out.returncode == 0, out.stderr[-2000:]
     html = (tree.path / "report.html").read_text()
     assert "fig4_probe_vs_step.png" in html and "table2_design.csv" in html
-    assert "Fig. 4 (ours), experiment" in html  # workflow/report/fig4.rst, rendered
+    # one caption template for every figure (workflow/report/figure.rst): the experiment, then the
+    # figure's own caption file (the stub writes "caption of <figure>")
+    figures = re.findall(r'"caption": "<p>Experiment <[^>]*>smoke</[^>]*>\.</p>\\n<p>caption of (\w+)</p>', html)
+    assert sorted(figures) == sorted(re.findall(r'"wildcards": "config=smoke, figure=(\w+)"', html))
+    assert {"fig4_probe_vs_step", "fig6_losses"} <= set(figures)
 
 
 # --- interruption --------------------------------------------------------------------------------

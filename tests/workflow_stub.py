@@ -91,7 +91,7 @@ def main(args: list[str]) -> int:
         for flag, name in FIGURES.items():
             if values(args, flag):
                 write(Path(out) / f"{name}.png")
-                write(Path(out) / f"{name}.caption.rst")
+                write(Path(out) / f"{name}.caption.rst", f"caption of {name}\n")
     else:
         print(f"workflow stub: unknown command {args}", file=sys.stderr)
         return 2

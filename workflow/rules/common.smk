@@ -32,6 +32,7 @@ REFERENCE_RE = "|".join(map(re.escape, REFERENCE_VARIANTS))
 EMBEDDED_RE = r"embedded(_[a-z]+)?(_seed\d+)?"
 DATASET_RE = "|".join(map(re.escape, PLAN.datasets)) or "$^"
 TABLE_RE = "|".join(TABLES)
+FIGURE_RE = "|".join(FIGURES.values())
 # repository path -> the experiment whose findings page is published there
 FINDINGS_DOCS = PLAN.findings_docs()
 FINDINGS_DOC_RE = "|".join(map(re.escape, FINDINGS_DOCS)) or "(?!)"  # (?!): none
@@ -141,18 +142,9 @@ def features_checkpoint(wc):
 # --- tables and figures --------------------------------------------------------------------------
 
 
-def figure_outputs(fig):
-    """A figure rule's outputs: the PNG (in the snakemake report, with its caption) and the caption
-    text that `nextvid report figures` writes beside it (the report's caption includes it).
-    """
-    png = report(
-        PLAN.figure_file("{config}", fig),
-        caption=f"../report/{fig}.rst",
-        category="Figures",
-        subcategory="{config}",
-        labels={"experiment": "{config}", "figure": FIGURES[fig]},
-    )
-    return {"png": png, "caption": PLAN.figure_file("{config}", fig, ".caption.rst")}
+def figure_key(wc):
+    """The short name (fig4..fig7) of the figure whose file name is the `{figure}` wildcard."""
+    return {stem: key for key, stem in FIGURES.items()}[wc.figure]
 
 
 wildcard_constraints:

@@ -75,67 +75,35 @@ rule report_table:
         " --metrics {input.metrics:q} --runs {params.runs} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule report_fig4:
-    """Fig. 4: probe accuracy against pretraining step, per benchmark. Figs. 5 (generations), 6 (training
-    losses by stage) and 7 (t-SNE of pooled features) are this rule on their own inputs.
+rule report_figure:
+    """Figs. 4 (probe accuracy against pretraining step, per benchmark), 5 (next-frame generations),
+    6 (training losses by stage) and 7 (t-SNE of pooled features): one rule, `{figure}` the figure's
+    file name (nextvid.catalog.FIGURES), each figure on its own inputs (nextvid.plan).
     """
     input:
-        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig4")),
+        unpack(lambda wc: PLAN.figure_inputs(wc.config, figure_key(wc))),
         code=REPORT_CODE,
     output:
-        **figure_outputs("fig4"),
+        png=report(
+            layout.figures_dir("{config}") / "{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="{config}",
+            labels={"experiment": "{config}", "figure": "{figure}"},
+        ),
+        caption=layout.figures_dir("{config}") / "{figure}.caption.rst",
     log:
-        log_file("report", "{config}", "fig4.log"),
+        log_file("report", "{config}", "{figure}.log"),
+    wildcard_constraints:
+        figure=FIGURE_RE,
     localrule: True
     conda:
         "../../envs/nextvid.yaml"
     params:
         out=lambda wc: str(layout.figures_dir(wc.config)),
-        args=lambda wc: PLAN.figure_args(wc.config, "fig4"),
+        args=lambda wc: PLAN.figure_args(wc.config, figure_key(wc)),
     shell:
         "nextvid report figures {params.args} --out {params.out:q} > {log:q} 2>&1"
-
-
-use rule report_fig4 as report_fig5 with:
-    input:
-        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig5")),
-        code=REPORT_CODE,
-    output:
-        **figure_outputs("fig5"),
-    log:
-        log_file("report", "{config}", "fig5.log"),
-    localrule: True  # `use rule ... with:` resets it (snakemake 9.27)
-    params:
-        out=lambda wc: str(layout.figures_dir(wc.config)),
-        args=lambda wc: PLAN.figure_args(wc.config, "fig5"),
-
-
-use rule report_fig4 as report_fig6 with:
-    input:
-        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig6")),
-        code=REPORT_CODE,
-    output:
-        **figure_outputs("fig6"),
-    log:
-        log_file("report", "{config}", "fig6.log"),
-    localrule: True  # `use rule ... with:` resets it (snakemake 9.27)
-    params:
-        out=lambda wc: str(layout.figures_dir(wc.config)),
-        args=lambda wc: PLAN.figure_args(wc.config, "fig6"),
-
-
-use rule report_fig4 as report_fig7 with:
-    input:
-        unpack(lambda wc: PLAN.figure_inputs(wc.config, "fig7")),
-        code=REPORT_CODE,
-    output:
-        **figure_outputs("fig7"),
-    log:
-        log_file("report", "{config}", "fig7.log"),
-    localrule: True  # `use rule ... with:` resets it (snakemake 9.27)
-    params:
-        out=lambda wc: str(layout.figures_dir(wc.config)),
-        args=lambda wc: PLAN.figure_args(wc.config, "fig7"),
 
 
 rule report_findings:
