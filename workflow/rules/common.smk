@@ -32,7 +32,8 @@ REFERENCE_RE = "|".join(map(re.escape, REFERENCE_VARIANTS))
 EMBEDDED_RE = r"embedded(_[a-z]+)?(_seed\d+)?"
 DATASET_RE = "|".join(map(re.escape, PLAN.datasets)) or "$^"
 TABLE_RE = "|".join(TABLES)
-FIGURE_RE = "|".join(FIGURES.values())
+FIGURE_KEYS = {stem: key for key, stem in FIGURES.items()}  # file name -> fig4..fig7
+FIGURE_RE = "|".join(FIGURE_KEYS)
 # repository path -> the experiment whose findings page is published there
 FINDINGS_DOCS = PLAN.findings_docs()
 FINDINGS_DOC_RE = "|".join(map(re.escape, FINDINGS_DOCS)) or "(?!)"  # (?!): none
@@ -144,7 +145,7 @@ def features_checkpoint(wc):
 
 def figure_key(wc):
     """The short name (fig4..fig7) of the figure whose file name is the `{figure}` wildcard."""
-    return {stem: key for key, stem in FIGURES.items()}[wc.figure]
+    return FIGURE_KEYS[wc.figure]
 
 
 wildcard_constraints:
