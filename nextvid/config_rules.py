@@ -74,7 +74,7 @@ def validate(cfg: Config) -> None:
     _require(0 < data.crop_scale[0] <= data.crop_scale[1] <= 1, "data.crop_scale", "must be (low, high) within (0, 1]")
     _require(cfg.train.log_every >= 1, "train.log_every", "must be >= 1")
     for i, step in enumerate(cfg.train.keep_steps):
-        last = cfg.schedule.stop_at or cfg.schedule.total_steps  # an early-stopped run ends at stop_at
+        last = cfg.schedule.end_step
         _require(1 <= step <= last, f"train.keep_steps.{i}", f"{step} is not a step the run reaches [1, {last}]")
     _require(cfg.train.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     _require(cfg.launch.nodes >= 1 and cfg.launch.gpus_per_node >= 0, "launch", "nodes >= 1 and gpus_per_node >= 0")

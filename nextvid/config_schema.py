@@ -162,6 +162,16 @@ class ScheduleConfig:
     # runs it natively, fp32 elsewhere (nextvid.train.precision; resolved once when a run starts)
     precision: Literal["auto", "bf16", "fp32"] = "bf16"
 
+    @property
+    def end_step(self) -> int:
+        return run_end_step(self.total_steps, self.stop_at)
+
+
+def run_end_step(total_steps: int, stop_at: Optional[int]) -> int:
+    """The step a run ends at: `stop_at` for an early-stopped run, else the schedule's end. The one
+    place that says so: the trainer, the config checks, the workflow's plan and the reports ask it."""
+    return stop_at or total_steps
+
 
 @dataclass(frozen=True)
 class SourceConfig:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 from nextvid.config import ConfigError
+from nextvid.config_schema import run_end_step
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ VARIANTS: dict[str, Variant] = {
 def budget_overrides(total_steps: int, stop_at: Optional[int] = None, keep_steps: Sequence[int] = ()) -> list[str]:
     """The `--set` strings of a run's budget: the schedule's length, where the run stops (None: at the
     schedule's end) and the kept checkpoints, the final one included (the workflow probes them)."""
-    final = stop_at or total_steps
+    final = run_end_step(total_steps, stop_at)
     kept = ", ".join(map(str, sorted(set(keep_steps) | {final})))
     sets = [f"schedule.total_steps={total_steps}"]
     if stop_at:

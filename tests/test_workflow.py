@@ -213,7 +213,7 @@ def test_paper_ablations_stop_the_full_schedule_early():
     --schedule` shows: 4 tau draws at every step and stage 1's LR that of the 132K run."""
     from nextvid import config as nextvid_config
     from nextvid.experiments import budget_overrides
-    from nextvid.train.schedule import end_step, plan
+    from nextvid.train.schedule import plan
 
     experiments = yaml.safe_load((ROOT / "workflow/config/paper.yaml").read_text())["experiments"]
     full = nextvid_config.load("vit_l").schedule
@@ -221,7 +221,7 @@ def test_paper_ablations_stop_the_full_schedule_early():
         pre = experiments[name]["pretrain"]
         sets = budget_overrides(pre["total_steps"], pre.get("stop_at"), pre.get("keep_steps", []))
         sched = nextvid_config.load(experiments[name]["preset"], None, sets).schedule
-        assert end_step(sched) == stop and sched.total_steps == 132_000
+        assert sched.end_step == stop and sched.total_steps == 132_000
         for step in range(stop):
             p, q = plan(sched, step), plan(full, step)
             assert p.tau_draws == 4 and p == q, step

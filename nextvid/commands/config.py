@@ -22,10 +22,10 @@ def run(args) -> int:
     if args.hash:
         print(cfg.stable_hash())
     elif args.schedule:
-        from nextvid.train.schedule import describe_run, end_step
+        from nextvid.train.schedule import describe_run
 
         sched = cfg.schedule
-        stop = end_step(sched)
+        stop = sched.end_step
         print(
             f"# {stop} of the {sched.total_steps}-step schedule"
             + (" (stopped early)" if stop < sched.total_steps else "")

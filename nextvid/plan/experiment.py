@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
 from nextvid.config_engine import from_dict
+from nextvid.config_schema import run_end_step
 
 Overrides = tuple[str, ...]  # KEY=VALUE strings, as `--set` takes them
 # JSON's number: an integer stays one, so a command line shows the value as the user wrote it (`0`,
@@ -108,7 +109,7 @@ class Pretrain:
     @property
     def final_step(self) -> int:
         """The step a run ends at: stop_at for an early-stopped run, else the schedule's end."""
-        return self.stop_at or self.total_steps
+        return run_end_step(self.total_steps, self.stop_at)
 
 
 @dataclass(frozen=True, kw_only=True)

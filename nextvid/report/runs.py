@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from nextvid.config import PAPER_STAGES
+from nextvid.config_schema import run_end_step
 
 _RUN = re.compile(r"pretrain/(?P<config>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
 LOSSES = ("flow", "align", "regression", "loss")
@@ -47,7 +48,7 @@ class Run:
 
     @property
     def steps(self) -> int:
-        return self.stop_at or self.total_steps
+        return run_end_step(self.total_steps, self.stop_at)
 
     @property
     def label(self) -> str:

@@ -33,7 +33,7 @@ from nextvid.train import checkpoint as ckpt, distributed, precision as precisio
 from nextvid.train.determinism import deterministic_algorithms
 from nextvid.train.metrics import MetricsLog, TensorBoardLog, collapse_diagnostics
 from nextvid.train.sampler import StepBatchSampler, rank_batch
-from nextvid.train.schedule import end_step, kept_steps, plan, samples_before, stage_ends
+from nextvid.train.schedule import kept_steps, plan, samples_before, stage_ends
 from nextvid.train.step import train_step, unwrap
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class Trainer:
         """Train to the run's end (the schedule's, or `schedule.stop_at` for an early-stopped run), or,
         for tests and chunked jobs, until step `stop_at`, checkpointing there."""
         cfg, env = self.cfg, self.env
-        total = end_step(cfg.schedule)
+        total = cfg.schedule.end_step
         self._stop_at = total if stop_at is None else min(stop_at, total)
         if env.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +250,7 @@ class Trainer:
     def _run_stage(self, sinks: list, progress: Progress) -> dict:
         """Steps from the current one to the end of its stage (frames and batch size are per stage)."""
         cfg, env = self.cfg, self.env
-        total = end_step(cfg.schedule)
+        total = cfg.schedule.end_step
         first = plan(cfg.schedule, self.step)
         end = min(stage_ends(cfg.schedule)[first.stage_index], self._stop_at)
         log.info(

@@ -42,15 +42,10 @@ def stage_ends(sched: ScheduleConfig) -> tuple[int, ...]:
     return tuple(ends)
 
 
-def end_step(sched: ScheduleConfig) -> int:
-    """The step a run ends at: `stop_at` when set (an early-stopped run), else the schedule's end."""
-    return sched.stop_at or sched.total_steps
-
-
 def kept_steps(cfg: Config) -> list[int]:
     """The steps whose checkpoints a run keeps (and the workflow probes): `train.keep_steps` and the
     step the run ends at."""
-    return sorted(set(cfg.train.keep_steps) | {end_step(cfg.schedule)})
+    return sorted(set(cfg.train.keep_steps) | {cfg.schedule.end_step})
 
 
 def plan(sched: ScheduleConfig, step: int) -> StepPlan:
@@ -89,7 +84,7 @@ def describe_run(sched: ScheduleConfig) -> list[dict]:
     """The stages a run goes through, each cut at the run's end: steps [begin, end), the LR at its
     first and last step, the decoder LR, tau draws, frames and batch (what `nextvid config --schedule`
     prints; an early-stopped run shows the full schedule's values up to its stop)."""
-    stop, rows, begin = end_step(sched), [], 0
+    stop, rows, begin = sched.end_step, [], 0
     for i, end in enumerate(stage_ends(sched)):
         last = min(end, stop) - 1
         if begin > last:
