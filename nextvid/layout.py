@@ -76,6 +76,12 @@ def figures_dir(config: str, root: Path = RESULTS) -> Path:
     return root / "figures" / config
 
 
+def figure_file(config: str, stem: str, suffix: str = ".png", root: Path = RESULTS) -> Path:
+    """One figure's file (or its caption, `suffix=".caption.rst"`): the workflow's rule and the plan
+    both name it here."""
+    return figures_dir(config, root) / f"{stem}{suffix}"
+
+
 @dataclass(frozen=True)
 class ProbeKey:
     config: str

@@ -119,7 +119,7 @@ class Plan(ProbePlan):
 
     @staticmethod
     def figure_file(name: str, fig: str, suffix: str = ".png") -> str:
-        return str(layout.figures_dir(name) / f"{FIGURES[fig]}{suffix}")
+        return str(layout.figure_file(name, FIGURES[fig], suffix))
 
     @staticmethod
     def findings_file(name: str) -> str:

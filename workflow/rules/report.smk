@@ -85,13 +85,13 @@ rule report_figure:
         code=REPORT_CODE,
     output:
         png=report(
-            layout.figures_dir("{config}") / "{figure}.png",
+            layout.figure_file("{config}", "{figure}"),
             caption="../report/figure.rst",
             category="Figures",
             subcategory="{config}",
             labels={"experiment": "{config}", "figure": "{figure}"},
         ),
-        caption=layout.figures_dir("{config}") / "{figure}.caption.rst",
+        caption=layout.figure_file("{config}", "{figure}", ".caption.rst"),
     log:
         log_file("report", "{config}", "{figure}.log"),
     wildcard_constraints:
