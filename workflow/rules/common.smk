@@ -29,7 +29,9 @@ except PlanError as err:
 EMBEDDED = PLAN.embedded
 VARIANT_RE = "|".join(map(re.escape, VARIANTS))
 REFERENCE_RE = "|".join(map(re.escape, REFERENCE_VARIANTS))
-EMBEDDED_RE = r"embedded(_[a-z]+)?(_seed\d+)?"
+# the one embedded build this config names (results/data/<name>), exactly: a looser pattern also matched
+# its shard cache, <name>_cache, and made data_embedded and data_cache_mixture ambiguous
+EMBEDDED_RE = re.escape(PLAN.embedded_name()) if EMBEDDED else "$^"
 DATASET_RE = "|".join(map(re.escape, PLAN.datasets)) or "$^"
 TABLE_RE = "|".join(TABLES)
 FIGURE_KEYS = {stem: key for key, stem in FIGURES.items()}  # file name -> fig4..fig7
