@@ -185,20 +185,22 @@ def shipped(name: str) -> tuple[WorkflowConfig, Any]:
 
 def test_the_embedded_config_builds_to_its_typed_experiment():
     typed, plan = shipped("embedded")
-    cache = EmbeddedCache(enabled=False, step=1, size=None)
+    cache = EmbeddedCache(enabled=True, step=1, size=64)
     assert typed.data == DataConfig(
         embedded=EmbeddedData(scale="default", seed=0, sources=None, cache=cache), datasets={}
     )
     exp = typed.experiments["embedded"]
     assert isinstance(exp, Experiment) and plan.experiments == typed.experiments
-    assert (exp.preset, exp.nextvid_config, exp.variants, exp.seeds) == ("tiny", None, ("nextvid", "no_masking"), (0,))
+    assert (exp.preset, exp.nextvid_config, exp.variants, exp.seeds) == ("cpu", None, ("nextvid", "no_masking"), (0,))
     pre = exp.pretrain
-    assert pre == Pretrain(mixture="embedded", total_steps=150, stop_at=None, keep_steps=(), set=(), launch=())
-    assert pre.embedded and pre.final_step == 150 and exp.vae.set == ()
+    assert pre == Pretrain(mixture="embedded", total_steps=1250, stop_at=None, keep_steps=(), set=(), launch=())
+    assert pre.embedded and pre.final_step == 1250 and exp.vae.set == ()
+    assert plan.embedded_mixture() == "results/data/embedded_cache/mixture.json"
     probe = exp.probe
     assert probe.benchmarks == dict.fromkeys(("images", "appearance", "motion", "motion_sequence"), "embedded")
     assert probe.benchmark("motion") == Benchmark(dataset="embedded", protocol=None, set=())
-    assert (probe.steps, probe.references, probe.encoder, probe.set) == (None, None, "reference", ())
+    protocol = ("resolution=48", "heads=2", "precision=fp32")  # the cpu recipe's frames, the dev-split search's probe
+    assert (probe.steps, probe.references, probe.encoder, probe.set) == (None, None, "reference", protocol)
     assert probe.ceiling.set[:2] == ("convnet_widths=[16,32,64,64]", "resolution=32")  # the schema's default
     assert exp.generate == Generate(variants=("nextvid",), benchmark="motion", samples=4, ode_steps=None)
     assert exp.tsne == Tsne(variants=("nextvid", "random"), benchmark="images", max_samples=500)
