@@ -40,6 +40,9 @@ rule data_cache_mixture:
         log_file("data", "{embedded}_cache.log"),
     wildcard_constraints:
         embedded=EMBEDDED_RE,
+    # on pretraining's path (the long chain, pretrain.smk): started before the reference probes,
+    # which would otherwise take both cores first and hold the runs back
+    priority: 10
     conda:
         "../../envs/nextvid.yaml"
     threads: 2
