@@ -193,8 +193,8 @@ def test_the_embedded_config_builds_to_its_typed_experiment():
     assert isinstance(exp, Experiment) and plan.experiments == typed.experiments
     assert (exp.preset, exp.nextvid_config, exp.variants, exp.seeds) == ("cpu", None, ("nextvid", "no_masking"), (0,))
     pre = exp.pretrain
-    assert pre == Pretrain(mixture="embedded", total_steps=1250, stop_at=None, keep_steps=(), set=(), launch=())
-    assert pre.embedded and pre.final_step == 1250 and exp.vae.set == ()
+    assert pre == Pretrain(mixture="embedded", total_steps=750, stop_at=None, keep_steps=(), set=(), launch=())
+    assert pre.embedded and pre.final_step == 750 and exp.vae.set == ()
     assert plan.embedded_mixture() == "results/data/embedded_cache/mixture.json"
     probe = exp.probe
     assert probe.benchmarks == dict.fromkeys(("images", "appearance", "motion", "motion_sequence"), "embedded")
