@@ -86,11 +86,18 @@ def _sh(*cmd: str, check: bool = True) -> str:
     return proc.stdout.strip()
 
 
+def queue() -> str:
+    """`squeue` as a timeout's message shows it: a job that never started says why (Resources: jobs of
+    another session holding the node, e.g. recovered by a controller that was not stopped)."""
+    out = subprocess.run(["squeue", "-o", "%A %P %T %M %R %j"], capture_output=True, text=True, timeout=30)
+    return (out.stdout + out.stderr).strip()
+
+
 def wait_for(predicate, timeout: float, what: str, every: float = 0.2) -> None:
     end = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; the queue:\n{queue()}")
         time.sleep(every)
 
 
@@ -174,7 +181,13 @@ def uninterrupted(mixture, tmp_path_factory) -> Path:
     """`nextvid pretrain --launcher slurm --wait`, run once: the run every interrupted one must equal."""
     out = tmp_path_factory.mktemp("slurm-uninterrupted") / "run"
     t0 = time.monotonic()
-    proc = subprocess.run(pretrain_cmd(mixture, out), capture_output=True, text=True, timeout=JOB_TIMEOUT)
+    try:
+        proc = subprocess.run(pretrain_cmd(mixture, out), capture_output=True, text=True, timeout=JOB_TIMEOUT)
+    except subprocess.TimeoutExpired as late:
+        said = late.stderr.decode() if isinstance(late.stderr, bytes) else late.stderr or ""
+        raise AssertionError(
+            f"`nextvid pretrain --wait` took over {JOB_TIMEOUT} s; it said:\n{said[-2000:]}\nthe queue:\n{queue()}"
+        ) from None
     assert proc.returncode == 0, f"nextvid pretrain --launcher slurm failed:\n{proc.stderr[-3000:]}"
     print(f"uninterrupted SLURM run: {time.monotonic() - t0:.0f} s")
     return out

@@ -258,9 +258,11 @@ if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
 fi
 
 LOGS=slurmctld.log
+fresh_ctld=0
 if alive slurmctld; then
   log "slurmctld running (pid $(pid_of slurmctld))"
 else
+  fresh_ctld=1
   port_free "$CTLD_PORT" slurmctld SLURMCTLD_PORT
   slurmctld -f "$CONF" || die "slurmctld did not start"
   wait_for 30 slurmctld sh -c 'scontrol ping | grep -q UP'
@@ -284,5 +286,15 @@ if ! node_ready; then
     scontrol update nodename=localhost state=resume 2>/dev/null || true
   fi
   wait_for 30 "node localhost to become idle (sinfo: $(sinfo -h -n localhost -o '%t %E' 2>&1))" node_ready
+fi
+# A controller that was not stopped by stop.sh (its machine or session killed) left its jobs in its
+# state, and slurmctld recovers them: jobs RUNNING on the node whose processes are gone, holding their
+# CPUs for the ~30 min until slurmctld gives up on them, and jobs still pending. Every later job would
+# queue behind them. Their submitters are gone with the old controller: cancel them all.
+if [ "$fresh_ctld" = 1 ] && [ -n "$(squeue -h -o %A)" ]; then
+  log "cancelling jobs recovered from a controller that stop.sh did not stop: $(squeue -h -o '%A:%T' | tr '\n' ' ')"
+  scancel $(squeue -h -o %A) 2>/dev/null || true
+  wait_for 60 "the recovered jobs to leave the queue" sh -c '[ -z "$(squeue -h -o %A)" ]'
+  wait_for 30 "node localhost to become idle after the cancel" sh -c "sinfo -h -n localhost -o '%t' | grep -qx idle"
 fi
 log "SLURM is up: $(sinfo -h -o '%P %a %D %t %c' | tr '\n' ';' | sed 's/;$//; s/;/; /g') (partition, avail, nodes, state, cpus)"
