@@ -39,6 +39,9 @@ FIGURE_RE = "|".join(FIGURE_KEYS)
 # repository path -> the experiment whose findings page is published there
 FINDINGS_DOCS = PLAN.findings_docs()
 FINDINGS_DOC_RE = "|".join(map(re.escape, FINDINGS_DOCS)) or "(?!)"  # (?!): none
+# Among ready jobs Snakemake starts the higher priority first. Pretraining and the data it waits for
+# are the long chain: started first, they are not held back by short probes that can wait.
+LONG_CHAIN_PRIORITY = 10
 
 # Code inputs (nextvid.plan.code): the package files a command imports, so that changed code reruns it.
 # Data extraction, the VAE and pretraining take no code inputs: a package change never reruns them.

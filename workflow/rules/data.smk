@@ -40,9 +40,8 @@ rule data_cache_mixture:
         log_file("data", "{embedded}_cache.log"),
     wildcard_constraints:
         embedded=EMBEDDED_RE,
-    # on pretraining's path (the long chain, pretrain.smk): started before the reference probes,
-    # which would otherwise take both cores first and hold the runs back
-    priority: 10
+    # pretraining waits for it; else the reference probes would take both cores first
+    priority: LONG_CHAIN_PRIORITY
     conda:
         "../../envs/nextvid.yaml"
     threads: 2

@@ -24,8 +24,7 @@ rule pretrain:
         log_file("pretrain", "{config}", "{variant}", "seed{seed}.log"),
     wildcard_constraints:
         variant=VARIANT_RE,
-    # the long chain: started before the short jobs that can wait
-    priority: 10
+    priority: LONG_CHAIN_PRIORITY
     localrule: True
     conda:
         "../../envs/nextvid.yaml"
