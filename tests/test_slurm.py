@@ -2,7 +2,8 @@
 completes through sbatch; a job that reaches its time limit and a job preempted by a higher-priority
 partition are requeued by submitit's Checkpointable (USR2), resume from their checkpoints and end
 bitwise equal to the uninterrupted run; a killed `nextvid pretrain --wait` is rerun and re-attaches
-to its job instead of submitting a second one; `snakemake --profile slurm all` runs the smoke DAG.
+to its job instead of submitting a second one; `snakemake --profile slurm all` runs the smoke DAG;
+tests/slurm/start.sh clears the jobs of a cluster that was killed instead of stopped.
 
 Skipped, with the reason, when no SLURM controller answers (an error instead with NEXTVID_REQUIRE_SLURM=1,
 as in CI). Every pretraining job is the nano preset on the smoke-scale embedded corpus (40 steps, about
@@ -475,3 +476,45 @@ def test_snakemake_profile_slurm_runs_the_smoke_dag(tmp_path):
     tables = sorted(p.name for p in (work / "results/tables/smoke").glob("*.md"))
     assert len(tables) == 7 and "table1.md" in tables, tables
     assert len(list((work / "results/figures/smoke").glob("fig*.png"))) == 4
+
+
+SLURM_STATE = Path(os.environ.get("NEXTVID_SLURM_DIR", "/tmp/nextvid-slurm"))
+
+
+def _pid(daemon: str) -> int:
+    return int((SLURM_STATE / "run" / f"{daemon}.pid").read_text().strip())
+
+
+def test_start_cancels_the_jobs_of_a_cluster_that_was_killed(tmp_path):
+    """A cluster killed rather than stopped (its machine's session torn down mid-test) leaves its jobs in
+    the controller's saved state; a restarted slurmctld holds them RUNNING on the node for ~30 min.
+    tests/slurm/start.sh must cancel them, or every new job queues behind them (CI at 2d86bfd). Last in
+    the module: it kills the cluster's controller and node daemon, and start.sh restarts them."""
+    if os.geteuid() != 0 or not all((SLURM_STATE / "run" / f"{d}.pid").is_file() for d in ("slurmctld", "slurmd")):
+        pytest.skip(f"not the cluster of tests/slurm/start.sh run as root (no pid files in {SLURM_STATE}/run)")
+    cpus = int(_sh("sinfo", "-h", "-n", "localhost", "-o", "%c"))
+    marker = f"sleep {900 + os.getpid() % 97}"  # a command line this test's jobs alone have
+    jobs = [_sh("sbatch", "--parsable", "-c", str(cpus // 4), "-o", "/dev/null", "--wrap", marker) for _ in range(5)]
+    try:
+        # four fill the node, the fifth waits; the controller saves its state after they started
+        wait_for(lambda: [job_field(j, "JobState") for j in jobs[:4]] == ["RUNNING"] * 4, 60, "the node to fill")
+        started = time.time()
+        saved = SLURM_STATE / "state" / "job_state"
+        wait_for(lambda: saved.stat().st_mtime > started + 1, 120, "slurmctld to save its job state", every=1)
+        # the session dies: daemons, step daemons and the jobs' processes, none stopped by stop.sh
+        os.kill(_pid("slurmctld"), signal.SIGKILL)
+        os.kill(_pid("slurmd"), signal.SIGKILL)
+        subprocess.run(["pkill", "-KILL", "-f", marker], capture_output=True)
+        subprocess.run(["pkill", "-KILL", "-x", "slurmstepd"], capture_output=True)
+        time.sleep(1)
+        restart = subprocess.run(
+            ["bash", str(ROOT / "tests/slurm/start.sh")], capture_output=True, text=True, timeout=180
+        )
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        # a job that needs the whole node starts at once, and none of the killed cluster's is left
+        fresh = _sh("sbatch", "--parsable", "-c", str(cpus), "-o", "/dev/null", "--wrap", "true")
+        wait_for(lambda: job_field(fresh, "JobState") in {"COMPLETED", ""}, 60, f"job {fresh} to run on the node")
+        assert not set(jobs) & set(_sh("squeue", "-h", "-o", "%A").split()), queue()
+        assert "cancelling jobs recovered" in restart.stdout, restart.stdout
+    finally:
+        subprocess.run(["scancel", *jobs], capture_output=True)
