@@ -14,6 +14,7 @@ the run is complete, re-attaches to a live job, or resubmits a dead one (which r
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -35,7 +36,7 @@ LIVE_STATES = {"RUNNING", "PENDING", "REQUEUED", "CONFIGURING", "COMPLETING", "R
 
 
 class LaunchError(RuntimeError):
-    """The job failed; the message carries the job's own error."""
+    """The job failed (the message carries its own error) or cannot be launched (the message says why)."""
 
 
 class PretrainJob(submitit.helpers.Checkpointable):
@@ -136,6 +137,12 @@ def launch(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if (out / DONE).is_file():
+        finished = json.loads((out / DONE).read_text()).get("config_hash")
+        if finished not in (None, cfg.training_hash()):  # e.g. a longer schedule: not this run
+            raise LaunchError(
+                f"{out} holds a finished run of another config (training hash {finished}; this config's is "
+                f"{cfg.training_hash()}): use a new output directory for a changed config"
+            )
         log.info("%s is complete; nothing to do", out)
         return {"state": "COMPLETE", "out_dir": str(out)}
     folder = out / "submitit"
@@ -204,8 +211,6 @@ def _submission_context(launcher: Launcher, out: Path, snapshot: bool):
 
 
 def _read_record(out: Path) -> Optional[dict]:
-    import json
-
     path = out / JOB_RECORD
     return json.loads(path.read_text()) if path.is_file() else None
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from nextvid.config_resolve import resolve_pretrain_config
-from nextvid.launch import JOB_RECORD, launch
+from nextvid.launch import JOB_RECORD, LaunchError, launch
 from nextvid.train import checkpoint as ckpt
 from nextvid.train.loop import DONE
 from nextvid.train.metrics import read_metrics
@@ -189,6 +189,9 @@ def test_launcher_reattaches_after_being_killed_and_resubmits_a_dead_job(embedde
     a, b = final_model(reference_run), final_model(out)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert launch(cfg, out, "local")["state"] == "COMPLETE"
+    # a changed config (here a run extended past its end) is not told the finished run is its own
+    with pytest.raises(LaunchError, match="finished run of another config"):
+        launch(nano_cfg(embedded_smoke / "mixture.json", "schedule.total_steps=80"), out, "local")
 
 
 def test_cached_mixture_trains_like_the_streamed_one(embedded_smoke, tmp_path):
