@@ -137,11 +137,11 @@ def launch(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if (out / DONE).is_file():
-        finished = json.loads((out / DONE).read_text()).get("config_hash")
-        if finished not in (None, cfg.training_hash()):  # e.g. a longer schedule: not this run
+        finished, wanted = json.loads((out / DONE).read_text()).get("config_hash"), cfg.training_hash()
+        if finished not in (None, wanted):  # e.g. a longer schedule: not this run
             raise LaunchError(
                 f"{out} holds a finished run of another config (training hash {finished}; this config's is "
-                f"{cfg.training_hash()}): use a new output directory for a changed config"
+                f"{wanted}): use a new output directory for a changed config"
             )
         log.info("%s is complete; nothing to do", out)
         return {"state": "COMPLETE", "out_dir": str(out)}
